@@ -1,0 +1,1 @@
+"""launcher: tune supervised baselines and foundation models under one budget, compare them."""

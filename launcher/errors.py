@@ -1,0 +1,45 @@
+"""Errors the user can fix. The CLI prints `str(err)` to stderr and exits with code 2.
+
+`SpecError` is raised for any bad input: a malformed sweep file, an unknown method, a dataset file
+that is not where it should be. Its text is one self-contained line (plus hint) in the form
+
+    <file>:<line>: <key path>: <what is wrong>. <hint>
+
+e.g. ``sweeps/x.yaml:12: methods.autoar.max_dif: unknown key. Did you mean 'max_diff'?``.
+Every part but the message is optional; values given on the command line use
+``file="command line"`` and no line number.
+"""
+from __future__ import annotations
+
+
+class SpecError(Exception):
+    """Bad user input: printed as one message, exit code 2, nothing written."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.key = key
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
+        elif self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.key:
+            parts.append(self.key)
+        parts.append(self.message)
+        text = ": ".join(parts)
+        if self.hint:
+            text = text.rstrip()
+            if not text.endswith((".", "?", "!", ":")):
+                text += "."
+            text += " " + self.hint
+        return text
+
+    def __repr__(self) -> str:
+        return f"SpecError({str(self)!r})"

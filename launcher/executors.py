@@ -1,0 +1,108 @@
+"""Execution backends over submitit: `inline` (in-process, for debugging) and `local` (one process per trial).
+
+One interface, several backends (as submitit itself): `submit(spec)` starts a trial job and
+returns a handle; `poll(handles)` answers, in one call, which of the live handles have ended;
+`outcome(handle)` gives the job's result or its error text. The SLURM backend plugs in here.
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import submitit
+
+from .trial import TrialSpec, run_trial
+
+BACKENDS = ("inline", "local")
+
+
+@dataclass
+class Handle:
+    trial_id: str
+    job: Any            # a submitit Job
+    job_id: str
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: dict | None = None
+    error: str | None = None    # traceback text when not ok
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, spec: TrialSpec) -> Handle: ...
+
+    def poll(self, handles: list[Handle]) -> list[Handle]: ...
+
+    def outcome(self, handle: Handle) -> Outcome: ...
+
+
+def _error_text(exc: BaseException, trial_dir: Path | None) -> str:
+    # The job's own traceback (written by run_trial) beats submitit's wrapper text.
+    if trial_dir is not None and (trial_dir / "error.txt").exists():
+        return (trial_dir / "error.txt").read_text()
+    return "".join(traceback.format_exception(exc))
+
+
+class InlineExecutor:
+    """Runs each trial inside the controller process (submitit's DebugExecutor), at submit time."""
+
+    name = "inline"
+
+    def __init__(self, folder: Path, timeout_min: int = 60):
+        self._executor = submitit.DebugExecutor(folder=str(folder))
+        self._dirs: dict[str, Path] = {}
+
+    def submit(self, spec: TrialSpec) -> Handle:
+        job = self._executor.submit(run_trial, spec)
+        self._dirs[spec.trial_id] = Path(spec.trial_dir)
+        job.exception()   # runs it now; DebugJob.result() would drop into pdb on failure
+        return Handle(spec.trial_id, job, "inline")
+
+    def poll(self, handles: list[Handle]) -> list[Handle]:
+        return list(handles)  # everything already ran at submit time
+
+    def outcome(self, handle: Handle) -> Outcome:
+        exc = handle.job.exception()
+        if exc is not None:
+            return Outcome(False, error=_error_text(exc, self._dirs.get(handle.trial_id)))
+        return Outcome(True, result=handle.job.submission().result())
+
+
+class LocalExecutor:
+    """One OS process per trial (submitit's LocalExecutor); the controller caps how many run at once."""
+
+    name = "local"
+
+    def __init__(self, folder: Path, timeout_min: int = 60):
+        self._executor = submitit.LocalExecutor(folder=str(folder / "%j"))
+        self._executor.update_parameters(timeout_min=timeout_min)
+        self._dirs: dict[str, Path] = {}
+
+    def submit(self, spec: TrialSpec) -> Handle:
+        job = self._executor.submit(run_trial, spec)
+        self._dirs[spec.trial_id] = Path(spec.trial_dir)
+        return Handle(spec.trial_id, job, str(job.job_id))
+
+    def poll(self, handles: list[Handle]) -> list[Handle]:
+        # LocalJob.done() checks its own Popen: no scheduler is queried, so per-handle checks are cheap.
+        return [h for h in handles if h.job.done()]
+
+    def outcome(self, handle: Handle) -> Outcome:
+        try:
+            return Outcome(True, result=handle.job.result())
+        except Exception as exc:  # FailedJobError, UncompletedJobError: the trial failed, not the sweep
+            return Outcome(False, error=_error_text(exc, self._dirs.get(handle.trial_id)))
+
+
+def make_executor(backend: str, folder: Path, timeout_min: int = 60) -> Executor:
+    if backend == "inline":
+        return InlineExecutor(folder, timeout_min)
+    if backend == "local":
+        return LocalExecutor(folder, timeout_min)
+    raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")

@@ -1,0 +1,18 @@
+"""Methods bind `models/` to the trial runtime. Look one up by the name used in sweep files."""
+from __future__ import annotations
+
+from .base import Method, MethodResult
+from .params import METHOD_PARAMS, method_names
+
+
+def get_method(name: str) -> Method:
+    # Imported here, not at module load: the CLI validates specs without paying for numpy/torch.
+    from .forecasting import AutoARMethod, FracastMethod, NaiveMethod, SeasonalNaiveMethod
+
+    registry = {cls.name: cls for cls in (AutoARMethod, NaiveMethod, SeasonalNaiveMethod, FracastMethod)}
+    if name not in registry:
+        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(registry))}")
+    return registry[name]()
+
+
+__all__ = ["Method", "MethodResult", "METHOD_PARAMS", "get_method", "method_names"]

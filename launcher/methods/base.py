@@ -1,0 +1,29 @@
+"""The method seam: a recipe that fits a model family to a task and returns its scores.
+
+A method runs inside a trial job. It gets the loaded task, its resolved parameters (declared in
+`params.py`, validated by `launcher.config`) and a `report` callback that appends one line to the
+trial's outbox (the controller copies those lines into MLflow). It returns a `MethodResult`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Report = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class MethodResult:
+    metrics: dict[str, float]                       # final metrics, e.g. test_mse, test_mae
+    n_parameters: int | None = None                 # learned parameters of the final model
+    info: dict[str, Any] = field(default_factory=dict)   # chosen hyperparameters etc. (logged as params)
+    notes: list[str] = field(default_factory=list)  # caveats the report must show (leakage, subsampling)
+
+
+class Method(ABC):
+    name: str = ""  # its kind and determinism are declared in params.py, readable without imports
+
+    @abstractmethod
+    def run(self, task: Any, params: dict[str, Any], report: Report) -> MethodResult:
+        ...

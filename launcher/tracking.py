@@ -1,0 +1,101 @@
+"""MLflow, written by one process only: the controller.
+
+Trial jobs never open the tracking store (no SQLite locks, no migration races, no lost points);
+they write an outbox that the controller copies in. Layout: one experiment per sweep; a sweep
+run; a run per study (task x method) as its child; a run per trial as the study run's child,
+created at submit time so that a requeued job keeps the same run.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+PARENT_TAG = "mlflow.parentRunId"
+KIND_TAG = "launcher.kind"        # "sweep", "study" or "trial"
+
+
+def default_uri(out: Path) -> str:
+    return f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
+
+
+def _flatten(prefix: str, value: Any, into: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, into)
+    else:
+        into[prefix] = str(value)[:6000]
+
+
+class Tracker:
+    """Creates the runs of a sweep and copies trial results into them."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            location = artifact_root.resolve().as_uri() if artifact_root is not None else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = found.experiment_id
+
+    def create_run(self, name: str, kind: str, *, parent: str | None = None,
+                   tags: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> str:
+        all_tags = {KIND_TAG: kind, **(tags or {})}
+        if parent:
+            all_tags[PARENT_TAG] = parent
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        if params:
+            self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat: dict[str, str] = {}
+        _flatten("", params, flat)
+        items = [Param(k, v) for k, v in sorted(flat.items())]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in sorted(tags.items())])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0,
+                    timestamp_s: float | None = None) -> None:
+        from mlflow.entities import Metric
+
+        ms = int((timestamp_s if timestamp_s is not None else time.time()) * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ms, int(step)) for k, v in sorted(metrics.items())])
+
+    def log_outbox_lines(self, run_id: str, lines: Iterable[dict]) -> None:
+        for line in lines:
+            self.log_metrics(run_id, line["metrics"], step=line["step"], timestamp_s=line.get("time"))
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def runs(self, kind: str | None = None) -> list:
+        """Every run of the experiment (optionally one kind), oldest first, deterministic order."""
+        query = f"tags.`{KIND_TAG}` = '{kind}'" if kind else ""
+        found, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=query,
+                                           max_results=1000, page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                break
+        return sorted(found, key=lambda r: (r.info.start_time, r.info.run_name or "", r.info.run_id))

@@ -1,0 +1,1 @@
+"""Pure model code: Auto-AR, naive forecasters, convolutional backbones, foundation-model adapters."""

@@ -1,0 +1,1 @@
+"""Foundation-model adapters: load a pretrained checkpoint from a local folder, forecast or classify."""
