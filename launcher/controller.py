@@ -52,14 +52,26 @@ def git_revision(where: Path) -> str:
     return (sha or "unknown") + ("-dirty" if dirty else "")
 
 
+# Keys that may change between runs on one folder without changing what the results mean.
+RESUMABLE_CHANGES = ("executor", "description")
+
+
+def _what_results_mean(recorded: dict) -> dict:
+    return {k: v for k, v in recorded.items() if k not in RESUMABLE_CHANGES}
+
+
 def prepare_out(spec: SweepSpec) -> None:
-    """Create the sweep folder, or accept it if it holds this very sweep (then finished trials are kept)."""
+    """Create the sweep folder, or accept it if it holds this very sweep (then finished trials are kept).
+
+    Changing the backend, the number of workers or the description is allowed on a rerun;
+    changing tasks, methods, parameters, seeds or tracking is a different sweep and is refused.
+    """
     out = Path(spec.out)
     recorded = out / "sweep.json"
     resolved = spec_to_dict(spec)
     if recorded.exists():
         previous = json.loads(recorded.read_text())
-        if previous != json.loads(json.dumps(resolved)):
+        if _what_results_mean(previous) != _what_results_mean(json.loads(json.dumps(resolved))):
             raise SpecError(f"{out} already holds a different sweep (its sweep.json differs from {spec.source})",
                             hint="pass --out NEW_FOLDER, or delete the folder to start over")
         return
@@ -70,9 +82,9 @@ def prepare_out(spec: SweepSpec) -> None:
 class Progress:
     """One status line: done / running / failed / pending and elapsed time."""
 
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream, self.started = total, stream, time.time()
-        self.tty = stream.isatty()
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream, self.started = total, stream or sys.stderr, time.time()
+        self.tty = self.stream.isatty()
         self._last = ""
 
     def show(self, done: int, running: int, failed: int, pending: int, latest: str = "") -> None:

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +111,24 @@ def aggregates(table: Table, metric: str) -> dict[str, dict[str, float | int]]:
                 "n_tasks": len(sums[m])} for m in table.methods}
 
 
+def improvements(table: Table, metric: str, baseline: str) -> dict[str, list[float]]:
+    """Per method, the % error reduction against the baseline on each task where both have a result."""
+    gains: dict[str, list[float]] = {m: [] for m in table.methods}
+    for task in table.tasks:
+        base = table.cells[(metric, task, baseline)].mean
+        if not base:
+            continue
+        for m in table.methods:
+            value = table.cells[(metric, task, m)].mean
+            if value is not None:
+                gains[m].append(100.0 * (base - value) / base)
+    return gains
+
+
+def _fmt_pct(values: list[float], how) -> str:
+    return f"{how(values):.2f}" if values else "—"
+
+
 def _fmt_cell(cell: Cell) -> str:
     if cell.mean is None:
         return "failed" if cell.failed else "missing"
@@ -147,6 +166,12 @@ def render_markdown(table: Table) -> str:
 
         out.write("| average | " + " | ".join(f"{agg[m]['average']:.4f}{partial(m)}" for m in table.methods) + " |\n")
         out.write("| average rank | " + " | ".join(f"{agg[m]['average_rank']:.2f}" for m in table.methods) + " |\n")
+        if table.baseline in table.methods:
+            gains = improvements(table, metric, table.baseline)
+            out.write(f"| mean % better than {table.baseline} | "
+                      + " | ".join(_fmt_pct(gains[m], statistics.mean) for m in table.methods) + " |\n")
+            out.write(f"| median % better than {table.baseline} | "
+                      + " | ".join(_fmt_pct(gains[m], statistics.median) for m in table.methods) + " |\n")
     out.write("\n## Methods\n\n| method | kind | parameters | runs per task |\n|---|---|---|---|\n")
     for m in table.methods:
         params = ", ".join(str(p) for p in sorted(table.n_parameters[m])) or "?"

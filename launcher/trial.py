@@ -11,6 +11,7 @@ import json
 import os
 import random
 import socket
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -32,11 +33,17 @@ class TrialSpec:
     data_root: str | None = None
     data_path: str | None = None
     threads: int = 1              # CPU threads for numpy/torch inside the job
+    until_epoch: int | None = None   # multi-fidelity methods: train up to this epoch (one segment)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task_name(self) -> str:
         return f"{self.dataset}-{self.horizon}"
+
+    @property
+    def result_name(self) -> str:
+        # One result file per segment: a controller that restarts finds which segments completed.
+        return "result.json" if self.until_epoch is None else f"result-e{self.until_epoch}.json"
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -64,33 +71,27 @@ class Outbox:
 
 def _limit_threads(threads: int) -> None:
     # Two single-threaded jobs on two cores beat two jobs fighting over four threads.
+    # Environment variables cover libraries imported later; already-loaded ones are told directly.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    try:
-        import torch
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    if "numpy" in sys.modules:
+        try:
+            from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(threads)
-    except ImportError:
-        pass
+            threadpool_limits(threads)
+        except ImportError:
+            pass
 
 
 def _seed_everything(seed: int) -> None:
-    import numpy as np
-
+    # Global seeds for code that forgets to seed itself; methods seed their own generators.
     random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:
-        pass
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
 
 
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
@@ -102,17 +103,25 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         _limit_threads(spec.threads)
         _seed_everything(spec.seed)
         from launcher.methods import get_method
-        from tasks.timeseries import load_forecast_task
 
-        task = load_forecast_task(spec.dataset, spec.horizon, data_root=spec.data_root,
-                                  context=spec.context, path=spec.data_path)
         method = get_method(spec.method)
-        outcome = method.run(task, dict(spec.params), Outbox(trial_dir / "outbox.jsonl"))
+        task = None
+        if method.needs_task:
+            from tasks.timeseries import load_forecast_task
+
+            task = load_forecast_task(spec.dataset, spec.horizon, data_root=spec.data_root,
+                                      context=spec.context, path=spec.data_path)
+        outbox = Outbox(trial_dir / "outbox.jsonl")
+        if spec.until_epoch is None:
+            outcome = method.run(task, dict(spec.params), outbox)
+        else:
+            outcome = method.run_segment(task, dict(spec.params), trial_dir, spec.until_epoch, outbox)
     except BaseException:
         (trial_dir / "error.txt").write_text(traceback.format_exc())
         raise
     result = {
         "trial_id": spec.trial_id,
+        "until_epoch": spec.until_epoch,
         "metrics": outcome.metrics,
         "n_parameters": outcome.n_parameters,
         "info": outcome.info,
@@ -121,5 +130,5 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "host": socket.gethostname(),
         "spec": asdict(spec),
     }
-    write_json_atomic(trial_dir / "result.json", result)
+    write_json_atomic(trial_dir / spec.result_name, result)
     return result

@@ -170,7 +170,10 @@ def _numeric_channels(channels: pd.DataFrame, path: Path) -> np.ndarray:
 def _duplicate_timestamps(dates: pd.Series) -> np.ndarray:
     # Compare parsed timestamps so "2016-07-01 00:00" and "2016-07-01 00:00:00" count as the same;
     # an unparsable date is compared as written.
-    parsed = pd.to_datetime(dates, errors="coerce")
+    parsed = pd.to_datetime(dates, errors="coerce")  # fast path: one format inferred from the first row
+    unparsed = parsed.isna() & dates.notna()
+    if unparsed.any():
+        parsed[unparsed] = pd.to_datetime(dates[unparsed], errors="coerce", format="mixed")
     keys = parsed.astype(str).where(parsed.notna(), dates.astype(str))
     return keys.duplicated(keep="first").to_numpy()
 

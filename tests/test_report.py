@@ -60,3 +60,12 @@ def test_report_is_deterministic(tmp_path):
     first = render_markdown(load_table(tmp_path)) + render_csv(load_table(tmp_path))
     second = render_markdown(load_table(tmp_path)) + render_csv(load_table(tmp_path))
     assert first == second
+
+
+def test_improvement_over_baseline_rows(tmp_path):
+    make_store(tmp_path, {("ETTh1-96", "autoar"): [0.3], ("ETTh1-96", "naive"): [0.6],
+                          ("ETTh1-192", "autoar"): [0.6], ("ETTh1-192", "naive"): [0.8]})
+    markdown = render_markdown(load_table(tmp_path))
+    # autoar: 50% and 25% better than naive -> mean 37.5, median 37.5; fracast has no result
+    mean_row = next(line for line in markdown.splitlines() if line.startswith("| mean % better than naive"))
+    assert mean_row == "| mean % better than naive | 37.50 | 0.00 | — |"

@@ -1,12 +1,21 @@
 """Methods bind `models/` to the trial runtime. Look one up by the name used in sweep files."""
 from __future__ import annotations
 
-from .base import Method, MethodResult
+from .base import EpochMethod, Method, MethodResult
 from .params import METHOD_PARAMS, method_names
 
 
-def get_method(name: str) -> Method:
-    # Imported here, not at module load: the CLI validates specs without paying for numpy/torch.
+def get_method(name: str) -> Method | EpochMethod:
+    # Imported here, not at module load: the CLI validates specs without paying for numpy/torch,
+    # and a synthetic trial never imports them.
+    if name == "synthetic":
+        from .synthetic import SyntheticMethod
+
+        return SyntheticMethod()
+    if name == "dlinear":
+        from .dlinear import DLinearMethod
+
+        return DLinearMethod()
     from .forecasting import AutoARMethod, FracastMethod, NaiveMethod, SeasonalNaiveMethod
 
     registry = {cls.name: cls for cls in (AutoARMethod, NaiveMethod, SeasonalNaiveMethod, FracastMethod)}
@@ -15,4 +24,4 @@ def get_method(name: str) -> Method:
     return registry[name]()
 
 
-__all__ = ["Method", "MethodResult", "METHOD_PARAMS", "get_method", "method_names"]
+__all__ = ["EpochMethod", "Method", "MethodResult", "METHOD_PARAMS", "get_method", "method_names"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 Report = Callable[[int, dict[str, float]], None]
@@ -22,8 +23,29 @@ class MethodResult:
 
 
 class Method(ABC):
+    """A one-shot method: fit and score in one go."""
+
     name: str = ""  # its kind and determinism are declared in params.py, readable without imports
+    needs_task = True
 
     @abstractmethod
     def run(self, task: Any, params: dict[str, Any], report: Report) -> MethodResult:
+        ...
+
+
+class EpochMethod(ABC):
+    """A multi-fidelity method: trained in epochs, run in segments that end in a checkpoint.
+
+    `run_segment` restores the newest checkpoint in `trial_dir` (if any), trains up to
+    `until_epoch`, reports one outbox line per epoch (step = epoch), and returns the metrics of
+    the last epoch, which must include `epoch` and the method's objective (see params.OBJECTIVE).
+    Promotion to the next ASHA rung and requeue after preemption use this same resume path.
+    """
+
+    name: str = ""
+    needs_task = True
+
+    @abstractmethod
+    def run_segment(self, task: Any, params: dict[str, Any], trial_dir: Path, until_epoch: int,
+                    report: Report) -> MethodResult:
         ...

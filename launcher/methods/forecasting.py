@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from models.autoar import AutoAR
+from models.autoar import AutoAR, reference_train_val
 from models.naive import naive_forecast, seasonal_naive_forecast
 from tasks.timeseries import DATASETS, ForecastTask, evaluate_forecaster
 
@@ -28,7 +28,10 @@ class AutoARMethod(Method):
         started = time.perf_counter()
         model = AutoAR(context=task.context, deltas=tuple(params["deltas"]), lags=params["lags"],
                        max_diff=params["max_diff"], kpss_alpha=params["kpss_alpha"])
-        model.fit(task.train_val(), task.horizon)
+        # "reference" reproduces the authors' fitting series exactly (their numbers to 1e-5);
+        # "clean" drops the duplicated rows, which lowers test MSE by 0.2-2% on ETTh1.
+        series = task.train_val() if params["fit_series"] == "clean" else reference_train_val(task.train, task.val)
+        model.fit(series, task.horizon)
         fit_seconds = time.perf_counter() - started
         # The BIC score of each lag candidate, as a curve over the candidates (step = p).
         for p, score in sorted(model.scores_.items()):

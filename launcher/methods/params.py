@@ -27,10 +27,27 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "lags": Param("int_list", None, "explicit lag candidates instead of deltas, e.g. [64, 96, 128, 192] (AutoAR main, Mar 2025)", minimum=1, nullable=True),
         "max_diff": Param("int", 2, "largest differencing order KPSS may choose", minimum=0, maximum=2),
         "kpss_alpha": Param("float", 0.05, "KPSS significance: a channel is stationary when p > alpha", minimum=0.0, maximum=1.0),
+        "fit_series": Param("str", "clean", "clean: contiguous train+val rows; reference: the authors' train + (val with its "
+                            "context prefix), which repeats the last context rows of train", choices=("clean", "reference")),
     },
     "naive": {},
     "seasonal_naive": {
         "period": Param("int", None, "season length in steps; default: one day (hourly 24, 15-min 96, 10-min 144) or 52 weeks", minimum=1, nullable=True),
+    },
+    "dlinear": {
+        "lr": Param("float", 5e-3, "Adam learning rate", minimum=0.0),
+        "weight_decay": Param("float", 0.0, "Adam weight decay", minimum=0.0),
+        "batch_size": Param("int", 32, "windows per batch (each with all its channels)", minimum=1),
+        "moving_avg": Param("int", 25, "moving-average kernel of the trend (odd)", minimum=1),
+        "seed": Param("int", 0, "initialization and data-order seed", minimum=0),
+        "max_windows_per_epoch": Param("int", None, "subsample training windows per epoch (CPU budgets)", minimum=1, nullable=True),
+    },
+    "synthetic": {
+        "x": Param("float", 0.5, "first coordinate of the configuration", minimum=0.0, maximum=1.0),
+        "y": Param("float", 0.5, "second coordinate of the configuration", minimum=0.0, maximum=1.0),
+        "seed": Param("int", 0, "noise seed", minimum=0),
+        "seconds_per_epoch": Param("float", 0.0, "sleep per epoch, to simulate training time", minimum=0.0),
+        "fail_above": Param("float", None, "raise when x is above this (to exercise the failure policy)", nullable=True),
     },
     "fracast": {
         "weights": Param("str", "w8", "bundled checkpoint variant", choices=("w8", "fp32")),
@@ -51,8 +68,31 @@ METHOD_KIND: dict[str, str] = {
     "naive": "baseline",
     "seasonal_naive": "baseline",
     "fracast": "zero-shot FM",
+    "dlinear": "supervised",
+    "synthetic": "benchmark",
 }
 
 # A deterministic method gives the same result for every seed: the sweep runs it once and the
 # report labels it "deterministic" instead of pretending to have seed replicates.
 DETERMINISTIC: frozenset[str] = frozenset({"autoar", "naive", "seasonal_naive", "fracast"})
+
+
+# Methods trained in epochs: they run in segments (one per ASHA rung), checkpoint, and resume.
+MULTI_FIDELITY: frozenset[str] = frozenset({"dlinear", "synthetic"})
+
+# The validation objective each multi-fidelity method reports per epoch, and its direction.
+OBJECTIVE: dict[str, tuple[str, str]] = {
+    "dlinear": ("best_val_mse", "min"),
+    "synthetic": ("best_val_loss", "min"),
+}
+
+# Search spaces used when a sweep names a multi-fidelity method without its own `space`.
+DEFAULT_SPACES: dict[str, dict[str, dict]] = {
+    "dlinear": {
+        "lr": {"log": [1e-4, 1e-1]},
+        "weight_decay": {"log": [1e-7, 1e-2]},
+        "batch_size": {"choice": [16, 32, 64, 128]},
+        "moving_avg": {"choice": [13, 25, 49, 97]},
+    },
+    "synthetic": {"x": {"float": [0.0, 1.0]}, "y": {"float": [0.0, 1.0]}},
+}
