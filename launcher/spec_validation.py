@@ -1,0 +1,443 @@
+"""Checks a `Node` tree (from `launcher.yaml_nodes`) against the sweep schema and builds the
+typed `SweepSpec` (`launcher.config` holds the schema, its docs and the dataclasses).
+
+`Validator` walks the tree section by section; every problem raises `SpecError` with the node's
+file, line and key path and, where it helps, a hint. Datasets are looked up through
+`launcher.config.known_datasets` at call time (tests monkeypatch it there); method params come
+from `launcher.methods.params.METHOD_PARAMS`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import config
+from .config import (BACKENDS, EXECUTOR_KEYS, MIN_CONTEXT, REPORT_KEYS, TASK_KEYS, TOP_KEYS,
+                     TRACKING_KEYS, URI_SCHEMES, ExecutorSpec, MethodSpec, ReportSpec, SweepSpec,
+                     TaskSpec, TrackingSpec)
+from .yaml_nodes import Node, describe, did_you_mean, join_key
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+_REQUIRED_HINTS = {
+    "name": "Add e.g. `name: my_sweep` (it names the MLflow experiment and the output folder).",
+    "tasks": "Add e.g. `tasks: [{dataset: ETTh1}]`.",
+    "methods": "Add e.g. `methods: {naive: {}, autoar: {}}`.",
+    "dataset": "Add e.g. `dataset: ETTh1`.",
+}
+
+
+def _method_params() -> Mapping[str, Mapping[str, Any]]:
+    from .methods.params import METHOD_PARAMS
+
+    return METHOD_PARAMS
+
+
+def check_root(root: Node) -> None:
+    """The top level of a sweep file must be a mapping (checked before any override is applied)."""
+    if not isinstance(root.value, dict):
+        raise root.error(None, f"the top level must be a mapping of keys ({', '.join(TOP_KEYS)}), "
+                               f"got {describe(root)}")
+
+
+def _hint(*parts: str | None) -> str | None:
+    text = " ".join(p for p in parts if p)
+    return text or None
+
+
+class Validator:
+    def __init__(self, shown: str, source: Path):
+        self.shown = shown
+        self.source = source
+        self.yaml_dir = source.parent
+        self.cwd = Path.cwd()
+
+    # -- building blocks ------------------------------------------------------------------
+
+    def mapping(self, node: Node, key: str, allowed: Iterable[str], what: str
+                ) -> dict[str, tuple[Node, Node]]:
+        if node.value is None:
+            return {}
+        if not isinstance(node.value, dict):
+            raise node.error(key, f"expected a mapping ({what}), got {describe(node)}")
+        allowed = tuple(allowed)
+        for name, (key_node, _) in node.value.items():
+            if name not in allowed:
+                raise key_node.error(join_key(key, name), "unknown key",
+                                     _hint(did_you_mean(name, allowed),
+                                           f"Valid keys{' under ' + key if key else ''}: "
+                                           f"{', '.join(allowed)}."))
+        return node.value
+
+    @staticmethod
+    def present(entries: dict, name: str) -> Node | None:
+        """The value node of an optional key, or None when absent or null."""
+        entry = entries.get(name)
+        if entry is None or entry[1].value is None:
+            return None
+        return entry[1]
+
+    @staticmethod
+    def require(entries: dict, parent: Node, prefix: str, name: str) -> Node:
+        entry = entries.get(name)
+        if entry is None:
+            raise parent.error(join_key(prefix, name), "required key is missing",
+                               _REQUIRED_HINTS.get(name))
+        return entry[1]
+
+    @staticmethod
+    def string(node: Node, key: str, what: str = "a string", hint: str | None = None) -> str:
+        v = node.value
+        if isinstance(v, str):
+            return v
+        if node.plain and v is not None and not isinstance(v, (bool, list, dict)) and node.text:
+            return node.text  # an unquoted number or date, taken by its source text
+        if isinstance(v, bool):
+            hint = _hint(hint, "YAML reads yes/no/on/off/true/false as booleans; quote it.")
+        raise node.error(key, f"expected {what}, got {describe(node)}", hint)
+
+    @staticmethod
+    def _range_text(minimum: float | None, maximum: float | None) -> str:
+        if minimum is not None and maximum is not None:
+            return f"between {_num(minimum)} and {_num(maximum)}"
+        if minimum is not None:
+            return f">= {_num(minimum)}"
+        return f"<= {_num(maximum)}"
+
+    def integer(self, node: Node, key: str, minimum: float | None = None,
+                maximum: float | None = None, hint: str | None = None) -> int:
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                hint = _hint(f"Write {int(v)} without the decimal point.", hint)
+            what = "an integer" if minimum is None and maximum is None else \
+                f"an integer {self._range_text(minimum, maximum)}"
+            raise node.error(key, f"expected {what}, got {describe(node)}", hint)
+        self.check_range(node, key, v, minimum, maximum, hint)
+        return v
+
+    def number(self, node: Node, key: str, minimum: float | None = None,
+               maximum: float | None = None, hint: str | None = None) -> float:
+        v = node.value
+        if isinstance(v, str) and node.plain:
+            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+                v = float(v)
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise node.error(key, f"expected a number, got {describe(node)}", hint)
+        v = float(v)
+        if not math.isfinite(v):
+            raise node.error(key, f"expected a finite number, got {v}", hint)
+        self.check_range(node, key, v, minimum, maximum, hint)
+        return v
+
+    def check_range(self, node: Node, key: str, v: float, minimum: float | None,
+                    maximum: float | None, hint: str | None = None) -> None:
+        if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+            raise node.error(key, f"must be {self._range_text(minimum, maximum)}, got {_num(v)}",
+                             hint)
+
+    @staticmethod
+    def boolean(node: Node, key: str, hint: str | None = None) -> bool:
+        if not isinstance(node.value, bool):
+            raise node.error(key, f"expected true or false, got {describe(node)}", hint)
+        return node.value
+
+    def int_list(self, node: Node, key: str, minimum: float | None = None,
+                 maximum: float | None = None, distinct: bool = False, example: str = "[1, 2]",
+                 hint: str | None = None) -> tuple[int, ...]:
+        if not isinstance(node.value, list):
+            extra = None
+            if isinstance(node.value, int) and not isinstance(node.value, bool):
+                extra = f"Write a list, e.g. [{node.value}]."
+            raise node.error(key, f"expected a list of integers such as {example}, "
+                                  f"got {describe(node)}", _hint(extra, hint))
+        if not node.value:
+            raise node.error(key, f"must not be empty; expected a list of integers such as {example}",
+                             hint)
+        out: list[int] = []
+        first_line: dict[int, tuple[int, int | None]] = {}
+        for i, item in enumerate(node.value):
+            v = self.integer(item, f"{key}[{i}]", minimum, maximum, hint)
+            if distinct and v in first_line:
+                first, line = first_line[v]
+                where = f" (already item {first}" + (
+                    f", line {line})" if line is not None and line != item.line else ")")
+                raise item.error(f"{key}[{i}]", f"duplicate value {v}{where}",
+                                 "Values must be distinct.")
+            first_line[v] = (i, item.line)
+            out.append(v)
+        return tuple(out)
+
+    def path(self, node: Node, key: str, base: Path) -> Path:
+        text = self.string(node, key, "a path")
+        if not text.strip():
+            raise node.error(key, "expected a path, got an empty string")
+        p = Path(text).expanduser()
+        if node.from_command_line:
+            base = self.cwd
+        return (base / p).resolve()
+
+    def existing(self, node: Node, key: str, p: Path, *, folder: bool) -> Path:
+        relative_to = "the working directory" if node.from_command_line else \
+            f"the sweep file's folder ({self.yaml_dir})"
+        raw = node.value if isinstance(node.value, str) else node.text
+        note = f"Relative paths resolve against {relative_to}." \
+            if raw and not Path(str(raw)).expanduser().is_absolute() else None
+        if not p.exists():
+            raise node.error(key, f"{'folder' if folder else 'file'} not found: {p}", note)
+        if folder and not p.is_dir():
+            raise node.error(key, f"expected a folder, but {p} is a file", note)
+        return p
+
+    # -- sections -------------------------------------------------------------------------
+
+    def sweep(self, root: Node) -> SweepSpec:
+        top = self.mapping(root, "", TOP_KEYS, "the sweep")
+        for required in ("name", "tasks", "methods"):
+            self.require(top, root, "", required)
+
+        name = self.name(top["name"][1])
+        description = ""
+        if (n := self.present(top, "description")) is not None:
+            description = self.string(n, "description")
+
+        if (n := self.present(top, "out")) is not None:
+            out = self.path(n, "out", self.cwd)
+        else:
+            out = (self.cwd / "runs" / name).resolve()
+
+        data_root = None
+        if (n := self.present(top, "data_root")) is not None:
+            data_root = self.existing(n, "data_root", self.path(n, "data_root", self.yaml_dir),
+                                      folder=True)
+
+        seeds: tuple[int, ...] = (0,)
+        if (n := self.present(top, "seeds")) is not None:
+            seeds = self.int_list(n, "seeds", minimum=0, distinct=True, example="[0, 1, 2]")
+
+        tasks = self.tasks(top["tasks"][1])
+        methods = self.methods(top["methods"][1])
+        executor = self.executor(top)
+        tracking = self.tracking(top)
+        report = self.report(top, methods)
+        return SweepSpec(name=name, description=description, source=self.source, out=out,
+                         data_root=data_root, seeds=seeds, tasks=tasks, methods=methods,
+                         executor=executor, tracking=tracking, report=report)
+
+    def name(self, node: Node) -> str:
+        name = self.string(node, "name", "a sweep name such as timeseries")
+        if not _NAME_RE.fullmatch(name) or set(name) == {"."}:
+            fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "my_sweep"
+            if set(fixed) == {"."}:
+                fixed = "my_sweep"
+            raise node.error("name", f"{name!r} is not a valid sweep name; use only letters, digits "
+                                     f"and _ . - (it names the MLflow experiment and the output "
+                                     f"folder)", f"Try `name: {fixed}`.")
+        return name
+
+    def tasks(self, node: Node) -> tuple[TaskSpec, ...]:
+        if not isinstance(node.value, list):
+            raise node.error("tasks", f"expected a list of tasks, got {describe(node)}",
+                             "Write e.g. `tasks: [{dataset: ETTh1, horizons: [96]}]`, or one "
+                             "`- dataset: ...` line per task.")
+        if not node.value:
+            raise node.error("tasks", "must name at least one task", "Add e.g. `- dataset: ETTh1`.")
+        datasets = config.known_datasets()  # looked up at call time: tests patch it
+        out: list[TaskSpec] = []
+        seen: dict[TaskSpec, int] = {}
+        for i, item in enumerate(node.value):
+            key = f"tasks[{i}]"
+            if item.value is None or not isinstance(item.value, dict):
+                raise item.error(key, f"expected a mapping with at least `dataset`, got "
+                                      f"{describe(item)}", "Write e.g. `- dataset: ETTh1`.")
+            entries = self.mapping(item, key, TASK_KEYS, "a task")
+            dnode = self.require(entries, item, key, "dataset")
+            dataset = self.string(dnode, f"{key}.dataset", "a dataset name")
+            if dataset not in datasets:
+                known = sorted(datasets)
+                raise dnode.error(f"{key}.dataset", f"unknown dataset {dataset!r}",
+                                  _hint(did_you_mean(dataset, known),
+                                        f"Known datasets: {', '.join(known)}."))
+            info = datasets[dataset]
+            horizons = tuple(int(h) for h in info.horizons)
+            if (n := self.present(entries, "horizons")) is not None:
+                horizons = self.int_list(n, f"{key}.horizons", minimum=1, distinct=True,
+                                         example="[96, 192]")
+            context = int(info.context)
+            if (n := self.present(entries, "context")) is not None:
+                context = self.integer(n, f"{key}.context", minimum=MIN_CONTEXT)
+            path = None
+            if (n := self.present(entries, "path")) is not None:
+                path = self.existing(n, f"{key}.path", self.path(n, f"{key}.path", self.yaml_dir),
+                                     folder=False)
+            task = TaskSpec(dataset=dataset, horizons=horizons, context=context, path=path)
+            if task in seen:
+                raise item.error(key, f"the same task is listed twice (first as tasks[{seen[task]}])",
+                                 "Remove one, or merge their horizons.")
+            seen[task] = i
+            out.append(task)
+        return tuple(out)
+
+    def methods(self, node: Node) -> tuple[MethodSpec, ...]:
+        table = _method_params()
+        known = sorted(table)
+        example = "Write e.g. `methods: {naive: {}, autoar: {max_diff: 2}}`."
+        if not isinstance(node.value, dict):
+            raise node.error("methods", f"expected a mapping of method name -> params, "
+                                        f"got {describe(node)}", _hint(example,
+                                                                        f"Known methods: {', '.join(known)}."))
+        if not node.value:
+            raise node.error("methods", "must name at least one method", example)
+        out = []
+        for name, (key_node, value) in node.value.items():
+            key = f"methods.{name}"
+            if name not in table:
+                raise key_node.error(key, f"unknown method {name!r}",
+                                     _hint(did_you_mean(name, known),
+                                           f"Known methods: {', '.join(known)}."))
+            declared = table[name]
+            if value.value is not None and not isinstance(value.value, dict):
+                raise value.error(key, f"expected a mapping of params (or nothing), "
+                                       f"got {describe(value)}",
+                                  f"Write e.g. `{name}: {{}}`." if not declared else
+                                  f"Valid params: {', '.join(declared)}.")
+            given = value.value or {}
+            for pname, (pkey, _) in given.items():
+                if pname not in declared:
+                    if not declared:
+                        raise pkey.error(f"{key}.{pname}", "unknown key",
+                                         f"Method {name} takes no params; write `{name}: {{}}`.")
+                    raise pkey.error(f"{key}.{pname}", "unknown key",
+                                     _hint(did_you_mean(pname, declared),
+                                           f"Valid params of {name}: {', '.join(declared)}."))
+            params = {}
+            for pname, param in declared.items():
+                if pname in given:
+                    params[pname] = self.param(given[pname][1], f"{key}.{pname}", pname, param)
+                else:
+                    params[pname] = _copy_default(param.default)
+            out.append(MethodSpec(name=name, params=params))
+        return tuple(out)
+
+    def param(self, node: Node, key: str, pname: str, p: Any) -> Any:
+        about = f"About {pname}: {p.help}." if getattr(p, "help", None) else None
+        if node.value is None:
+            if p.nullable:
+                return None
+            raise node.error(key, f"must not be null; expected {_KIND_TEXT.get(p.kind, p.kind)}",
+                             about)
+        if p.kind == "int":
+            v = self.integer(node, key, p.minimum, p.maximum, about)
+        elif p.kind == "float":
+            v = self.number(node, key, p.minimum, p.maximum, about)
+        elif p.kind == "str":
+            v = self.string(node, key, hint=about)
+        elif p.kind == "bool":
+            v = self.boolean(node, key, about)
+        elif p.kind == "int_list":
+            items = self.int_list(node, key, p.minimum, p.maximum, hint=about)
+            if p.choices is not None:
+                for i, x in enumerate(items):
+                    if x not in p.choices:
+                        raise node.value[i].error(f"{key}[{i}]", f"{x} is not one of: "
+                                                  f"{', '.join(map(str, p.choices))}", about)
+            return list(items)
+        elif p.kind == "path":
+            return str(self.path(node, key, self.yaml_dir))
+        else:  # a declaration error in params.py, not the user's
+            raise ValueError(f"METHOD_PARAMS: unknown kind {p.kind!r} for {key}")
+        if p.choices is not None and v not in p.choices:
+            options = ", ".join(map(str, p.choices))
+            suggestion = did_you_mean(v, [str(c) for c in p.choices]) if isinstance(v, str) else None
+            raise node.error(key, f"{v!r} is not one of: {options}", _hint(suggestion, about))
+        return v
+
+    def executor(self, top: dict) -> ExecutorSpec:
+        entry = top.get("executor")
+        if entry is None:
+            return ExecutorSpec()
+        entries = self.mapping(entry[1], "executor", EXECUTOR_KEYS, "backend, workers, timeout_min")
+        kwargs: dict[str, Any] = {}
+        if (n := self.present(entries, "backend")) is not None:
+            backend = self.string(n, "executor.backend", "a backend name")
+            if backend not in BACKENDS:
+                raise n.error("executor.backend", f"unknown backend {backend!r}; expected one of: "
+                                                  f"{', '.join(BACKENDS)}",
+                              did_you_mean(backend, BACKENDS))
+            kwargs["backend"] = backend
+        if (n := self.present(entries, "workers")) is not None:
+            kwargs["workers"] = self.integer(n, "executor.workers", minimum=1)
+        if (n := self.present(entries, "timeout_min")) is not None:
+            kwargs["timeout_min"] = self.integer(n, "executor.timeout_min", minimum=1)
+        return ExecutorSpec(**kwargs)
+
+    def tracking(self, top: dict) -> TrackingSpec:
+        entry = top.get("tracking")
+        if entry is None:
+            return TrackingSpec()
+        entries = self.mapping(entry[1], "tracking", TRACKING_KEYS, "uri")
+        n = self.present(entries, "uri")
+        if n is None:
+            return TrackingSpec()
+        key = "tracking.uri"
+        hint = "Use sqlite:///path/to/mlflow.db, http(s)://host:port, or a folder path."
+        uri = self.string(n, key, "a tracking URI", hint).strip()
+        if not uri:
+            raise n.error(key, "expected a tracking URI, got an empty string", hint)
+        m = _SCHEME_RE.match(uri)
+        if m and len(m.group(1)) > 1:  # a one-letter "scheme" is a Windows drive
+            scheme = m.group(1).lower()
+            if scheme not in URI_SCHEMES:
+                raise n.error(key, f"unsupported URI scheme {scheme!r}; expected one of: "
+                                   f"{', '.join(URI_SCHEMES)}", _hint(did_you_mean(scheme, URI_SCHEMES), hint))
+            if scheme == "sqlite":
+                if not uri.startswith("sqlite:///"):
+                    raise n.error(key, f"malformed SQLite URI {uri!r}",
+                                  "Write sqlite:///relative/mlflow.db or sqlite:////absolute/mlflow.db.")
+                db = uri[len("sqlite:///"):]
+                if not db or db.endswith("/"):
+                    raise n.error(key, f"SQLite URI {uri!r} names no database file", hint)
+                if not db.startswith("/"):
+                    uri = f"sqlite:///{(self.cwd / db).resolve()}"
+            elif scheme in ("http", "https") and not uri.split("://", 1)[1].strip("/"):
+                raise n.error(key, f"URI {uri!r} names no host", hint)
+            return TrackingSpec(uri=uri)
+        return TrackingSpec(uri=str((self.cwd / Path(uri).expanduser()).resolve()))
+
+    def report(self, top: dict, methods: tuple[MethodSpec, ...]) -> ReportSpec:
+        entry = top.get("report")
+        if entry is None:
+            return ReportSpec()
+        entries = self.mapping(entry[1], "report", REPORT_KEYS, "baseline")
+        n = self.present(entries, "baseline")
+        if n is None:
+            return ReportSpec()
+        baseline = self.string(n, "report.baseline", "a method name")
+        names = [m.name for m in methods]
+        if baseline not in names:
+            raise n.error("report.baseline", f"{baseline!r} is not one of this sweep's methods "
+                                             f"({', '.join(names)})",
+                          did_you_mean(baseline, names) or
+                          f"Add {baseline} under methods:, or pick one of the methods above.")
+        return ReportSpec(baseline=baseline)
+
+
+_KIND_TEXT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+              "int_list": "a list of integers", "path": "a path"}
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def _copy_default(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
