@@ -1,4 +1,4 @@
-"""Command line: `python -m launcher sweep FILE`, `python -m launcher report DIR`.
+"""Command line: `sweep FILE`, `resume DIR`, `status DIR`, `report DIR` (python -m launcher ...).
 
 Bad input (a malformed sweep file, a missing dataset) prints one message and exits with code 2,
 before anything is written or submitted.
@@ -12,6 +12,8 @@ from pathlib import Path
 from .errors import SpecError
 
 EXIT_BAD_INPUT = 2
+EXIT_TRIALS_FAILED = 1
+EXIT_PAUSED = 3
 
 DESCRIPTION = """\
 launcher: does this specialized foundation model beat a well-tuned supervised baseline on my
@@ -30,23 +32,56 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.workers:
         overrides["executor.workers"] = args.workers
     spec = load_sweep(args.file, overrides=overrides or None)
+    return _run(spec, dry_run=args.dry_run)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .config import load_recorded_sweep
+
+    overrides = {}
+    if args.backend:
+        overrides["executor.backend"] = args.backend
+    if args.workers:
+        overrides["executor.workers"] = args.workers
+    return _run(load_recorded_sweep(Path(args.dir), overrides=overrides or None), dry_run=False)
+
+
+def _run(spec, *, dry_run: bool) -> int:
     from .controller import Controller, check_data, describe_plan
 
     check_data(spec)
-    if args.dry_run:
+    if dry_run:
         print(describe_plan(spec))
         print("\n(dry run: nothing written, nothing submitted)")
         return 0
     print(f"sweep {spec.name}: results in {spec.out}", file=sys.stderr)
     summary = Controller(spec).run()
+    if summary["paused"]:
+        print(f"\nPAUSED: {summary['failed']} trials failed, more than search.max_failure_rate="
+              f"{spec.search.max_failure_rate} of those that ended. Finished work is kept. Read the tracebacks "
+              f"(python -m launcher status {spec.out}; error.txt in each failed trial folder), fix the cause, then "
+              f"run: python -m launcher resume {spec.out}", file=sys.stderr)
+        return EXIT_PAUSED
     from .report import write_report
 
     print(write_report(Path(spec.out)))
+    store = spec.tracking.uri or "sqlite:///" + str(Path(spec.out).resolve() / "mlflow.db")
     print(f"{summary['done']} of {summary['trials']} trials finished, {summary['failed']} failed. "
-          f"Report: {Path(spec.out) / 'report.md'}; MLflow: "
-          f"mlflow ui --backend-store-uri {spec.tracking.uri or 'sqlite:///' + str(Path(spec.out).resolve() / 'mlflow.db')}",
-          file=sys.stderr)
-    return 0 if summary["failed"] == 0 else 1
+          f"Report: {Path(spec.out) / 'report.md'}; MLflow: mlflow ui --backend-store-uri {store}", file=sys.stderr)
+    return 0 if summary["failed"] == 0 else EXIT_TRIALS_FAILED
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .progress import read_status, render_status
+
+    folder = Path(args.dir)
+    if not (folder / "journal.jsonl").exists():
+        from .errors import SpecError as _SpecError
+
+        raise _SpecError(f"{folder} has no journal.jsonl: not a sweep folder, or the sweep never started",
+                         hint="pass the output folder of `launcher sweep`")
+    print(render_status(read_status(folder)))
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -72,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override executor.backend: inline (in this process) or local (one process per trial)")
     sweep.add_argument("--workers", type=int, help="override executor.workers (trials running at once)")
     sweep.set_defaults(func=_cmd_sweep)
+
+    resume = sub.add_parser("resume", help="continue a sweep from its folder (after a crash, kill or pause)",
+                            description="Replay DIR/journal.jsonl (optimizers, ASHA rungs, finished and running "
+                                        "trials) and continue the sweep recorded in DIR/sweep.json. Segments that "
+                                        "completed are never run again.")
+    resume.add_argument("dir", help="a sweep output folder")
+    resume.add_argument("--backend", choices=("inline", "local"), help="override executor.backend")
+    resume.add_argument("--workers", type=int, help="override executor.workers")
+    resume.set_defaults(func=_cmd_resume)
+
+    status = sub.add_parser("status", help="progress of a sweep, from its journal alone (fast, no scheduler query)",
+                            description="Counts by state, best validation value per study, ASHA rung occupancy, "
+                                        "elapsed time and ETA, read from DIR/journal.jsonl.")
+    status.add_argument("dir", help="a sweep output folder")
+    status.set_defaults(func=_cmd_status)
 
     report = sub.add_parser("report", help="print and write the comparison table of a sweep folder",
                             description="Read DIR's MLflow store and print the comparison table; also writes "

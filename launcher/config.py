@@ -24,6 +24,18 @@ Schema (defaults in brackets)
     methods:                    # required, non-empty mapping: method name -> params (or null / {})
       autoar: {max_diff: 2}     # params are declared in launcher/methods/params.py (METHOD_PARAMS)
       naive: {}                 #   and checked there: kind, range, choices; defaults are filled in
+      dlinear:                  # a method trained in epochs (params.MULTI_FIDELITY) is tuned:
+        batch_size: 64          #   params given here are fixed for every trial;
+        space:                  #   `space` (reserved key) maps param -> domain to search:
+          lr: {log: [1e-5, 1e-1]}       # log-uniform, 0 < low < high
+          weight_decay: {float: [0, 0.01]}  # uniform, low < high
+          moving_avg: {int: [5, 49]}    # integers, low < high
+          # batch_size: {choice: [16, 32]}  # one of a non-empty list (batch_size is fixed above)
+                                #   [params.DEFAULT_SPACES[method] minus the params fixed above];
+                                #   `space: {}` searches nothing (one fixed configuration).
+                                #   A param may not be both fixed and in `space`; the domain's
+                                #   values must be valid values of the param. Methods not trained
+                                #   in epochs take no `space`.
     executor:                   # optional mapping
       backend: local            # [local]; one of BACKENDS: inline, local
       workers: 2                # [2]; int >= 1
@@ -34,6 +46,24 @@ Schema (defaults in brackets)
                                 #   as is a relative sqlite:///file.db)
     report:                     # optional mapping
       baseline: naive           # optional; one of this sweep's methods
+    search:                     # optional mapping: how tuned methods are searched
+      preset: null              # optional; "dasha" (the DASHA parity preset) changes the defaults
+                                #   below to trials 120, scheduler asha eta 2 grace 1 max_epochs 20;
+                                #   keys given explicitly still override it
+      optimizer: TwoPointsDE    # [launcher.space.DEFAULT_OPTIMIZER]; a Nevergrad optimizer name
+                                #   (any of launcher.space.optimizer_names())
+      trials: 20                # [20]; configurations per study, int >= 1
+      epoch_budget: null        # optional int >= 1: cap on the total epochs one study trains
+      random_control: false     # [false]; also run a RandomSearch arm with the same budget
+      max_failure_rate: 0.5     # [0.5]; number in [0, 1]: the sweep pauses (resumable) when
+                                #   failed / ended trials exceeds it
+      seed: 0                   # [0]; optimizer seed, int >= 0
+      scheduler:                # optional mapping
+        type: asha              # [asha]; one of SCHEDULER_TYPES: asha, none (none: every trial
+                                #   trains straight to max_epochs)
+        eta: 2                  # [2]; int >= 2: ASHA keeps 1/eta of the trials at each rung
+        grace: 1                # [1]; int >= 1: epochs of the first rung, < max_epochs (asha)
+        max_epochs: 20          # [20]; int >= 1
 
 An optional key (or section) set to null is the same as leaving it out. Method params of kind
 `path` resolve against the YAML file's folder (they need not exist); `float` params accept ints
@@ -59,13 +89,23 @@ from .yaml_nodes import COMMAND_LINE, apply_overrides, compose, did_you_mean  # 
 BACKENDS: tuple[str, ...] = ("inline", "local")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
-            "tracking", "report")
+            "tracking", "report", "search")
 TASK_KEYS = ("dataset", "horizons", "context", "path")
 EXECUTOR_KEYS = ("backend", "workers", "timeout_min")
 TRACKING_KEYS = ("uri",)
 REPORT_KEYS = ("baseline",)
 URI_SCHEMES = ("sqlite", "http", "https", "file")
 MIN_CONTEXT = 8
+SPACE_KEY = "space"  # reserved key beside a tuned method's params: its search space
+SEARCH_KEYS = ("preset", "optimizer", "trials", "epoch_budget", "random_control", "max_failure_rate",
+               "seed", "scheduler")
+SCHEDULER_KEYS = ("type", "eta", "grace", "max_epochs")
+SCHEDULER_TYPES = ("asha", "none")
+# preset name -> the defaults it sets: `search` keys, and `scheduler` keys under "scheduler"
+SEARCH_PRESETS: dict[str, dict[str, Any]] = {
+    "dasha": {"trials": 120, "scheduler": {"type": "asha", "eta": 2, "grace": 1, "max_epochs": 20}},
+}
+FALLBACK_OPTIMIZER = "TwoPointsDE"  # the default when launcher.space is not importable
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,7 +123,9 @@ class TaskSpec:
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    params: dict  # every declared param, defaults filled; JSON-able (paths as absolute str)
+    params: dict  # every declared param not in `space`, defaults filled; JSON-able (paths as str)
+    space: dict | None = None  # tuned methods: param -> raw domain, e.g. {"lr": {"log": [1e-5, 0.1]}}
+    #                            ({} = nothing searched); None for methods that are not tuned
 
 
 @dataclass(frozen=True)
@@ -103,6 +145,34 @@ class ReportSpec:
     baseline: str | None = None
 
 
+def default_optimizer() -> str:
+    try:
+        from .space import DEFAULT_OPTIMIZER
+    except ImportError:
+        return FALLBACK_OPTIMIZER
+    return DEFAULT_OPTIMIZER
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    type: str = "asha"   # "asha" or "none" (every trial trains straight to max_epochs)
+    eta: int = 2
+    grace: int = 1
+    max_epochs: int = 20
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    preset: str | None = None
+    optimizer: str = field(default_factory=default_optimizer)
+    trials: int = 20
+    epoch_budget: int | None = None
+    random_control: bool = False
+    max_failure_rate: float = 0.5
+    seed: int = 0
+    scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     name: str
@@ -116,6 +186,7 @@ class SweepSpec:
     executor: ExecutorSpec = field(default_factory=ExecutorSpec)
     tracking: TrackingSpec = field(default_factory=TrackingSpec)
     report: ReportSpec = field(default_factory=ReportSpec)
+    search: SearchSpec = field(default_factory=SearchSpec)
 
     def tracking_uri(self) -> str:
         return self.tracking.uri or f"sqlite:///{self.out}/mlflow.db"
@@ -165,9 +236,12 @@ def spec_to_dict(spec: SweepSpec) -> dict:
     """A JSON-able dict of the resolved spec, shaped like `dataclasses.asdict(spec)`.
 
     Paths become absolute strings, tuples lists; defaults are filled. So:
-    `tasks: [{dataset, horizons, context, path}]`, `methods: [{name, params}]` (file order),
-    `executor: {backend, workers, timeout_min}`, `tracking: {uri}` (as given: null means the
-    default SQLite file in `out`, see `SweepSpec.tracking_uri()`), `report: {baseline}`.
+    `tasks: [{dataset, horizons, context, path}]`, `methods: [{name, params, space}]` (file order;
+    `space` null for methods that are not tuned), `executor: {backend, workers, timeout_min}`,
+    `tracking: {uri}` (as given: null means the default SQLite file in `out`, see
+    `SweepSpec.tracking_uri()`), `report: {baseline}`, `search: {preset, optimizer, trials,
+    epoch_budget, random_control, max_failure_rate, seed, scheduler: {type, eta, grace,
+    max_epochs}}` (the preset already applied).
     """
     return _jsonable(asdict(spec))
 

@@ -1,9 +1,17 @@
-"""The sweep controller: plan trials, submit them to free worker slots, copy results into MLflow.
+"""The sweep controller: a steady-state loop over worker slots, driven by studies, recorded in a journal.
 
-The controller is the process the user started. It validates everything first (nothing is
-written for a bad spec or a missing dataset), then loops: fill free slots, poll all live jobs
-in one call, ingest the ones that ended, repeat. A trial that fails is recorded as failed with
-its traceback and the sweep goes on. Re-running on the same folder skips finished trials.
+The controller is the process the user started. Everything is validated first (nothing is
+written for a bad spec or a missing dataset). Then it loops: fill every free slot at once (a
+promoted trial's next segment first, else a new configuration from the study with the fewest
+trials so far), poll all live jobs in one call, and ingest the segments that ended: copy their
+outbox into MLflow, take the ASHA decision, tell the optimizer when a trial stops. Every step is
+a journal event; running the same command again replays the journal and continues.
+
+Failure policy: a trial whose code raised is FAILED (traceback in MLflow), told to its optimizer
+as the worst loss, and the sweep goes on, until failed / ended trials exceeds
+`search.max_failure_rate` (with at least MIN_FAILURES_TO_PAUSE failures): then no new work is
+started, running jobs finish, and the sweep pauses, resumable. A job that died without a Python
+error (killed, timed out, node lost) is infrastructure: retried from its checkpoint, not told.
 """
 from __future__ import annotations
 
@@ -11,22 +19,28 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
-from dataclasses import asdict
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .config import SweepSpec, spec_to_dict
 from .errors import SpecError
 from .executors import Handle, Outcome, make_executor
-from .journal import Journal, finished_trials
+from .journal import Journal
 from .methods.params import METHOD_KIND
-from .plan import Study, plan_trials
+from .plan import plan_studies
+from .progress import Progress
+from .study import Study, StudyPlan, TrialState
 from .tracking import Tracker, default_uri
 from .trial import TrialSpec
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2
+MIN_FAILURES_TO_PAUSE = 3
+MAX_INFRA_RETRIES = 3
+# Keys that may change between runs on one folder without changing what the results mean.
+RESUMABLE_CHANGES = ("executor", "description")
 
 
 def check_data(spec: SweepSpec) -> None:
@@ -52,57 +66,41 @@ def git_revision(where: Path) -> str:
     return (sha or "unknown") + ("-dirty" if dirty else "")
 
 
-# Keys that may change between runs on one folder without changing what the results mean.
-RESUMABLE_CHANGES = ("executor", "description")
-
-
 def _what_results_mean(recorded: dict) -> dict:
-    return {k: v for k, v in recorded.items() if k not in RESUMABLE_CHANGES}
+    kept = {k: v for k, v in recorded.items() if k not in RESUMABLE_CHANGES}
+    if isinstance(kept.get("search"), dict):   # raising the failure cap to resume a paused sweep is fine
+        kept["search"] = {k: v for k, v in kept["search"].items() if k != "max_failure_rate"}
+    return kept
 
 
-def prepare_out(spec: SweepSpec) -> None:
-    """Create the sweep folder, or accept it if it holds this very sweep (then finished trials are kept).
+def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
+    """Create the sweep folder, or accept it if it holds this very sweep (then it resumes).
 
     Changing the backend, the number of workers or the description is allowed on a rerun;
-    changing tasks, methods, parameters, seeds or tracking is a different sweep and is refused.
+    changing tasks, methods, parameters, seeds, search or tracking is a different sweep: refused.
     """
     out = Path(spec.out)
     recorded = out / "sweep.json"
-    resolved = spec_to_dict(spec)
+    resolved = json.loads(json.dumps(spec_to_dict(spec)))
     if recorded.exists():
         previous = json.loads(recorded.read_text())
-        if _what_results_mean(previous) != _what_results_mean(json.loads(json.dumps(resolved))):
+        if _what_results_mean(previous) != _what_results_mean(resolved):
             raise SpecError(f"{out} already holds a different sweep (its sweep.json differs from {spec.source})",
                             hint="pass --out NEW_FOLDER, or delete the folder to start over")
         return
     out.mkdir(parents=True, exist_ok=True)
+    columns = [{"study": s.name, "task": s.task, "column": s.column, "method": s.method, "arm": s.arm,
+                "trials": s.trials, "objective": s.objective, "mode": s.mode}
+               for s in studies]
+    (out / "plan.json").write_text(json.dumps(columns, indent=2))
     recorded.write_text(json.dumps(resolved, indent=2, sort_keys=True))
 
 
-class Progress:
-    """One status line: done / running / failed / pending and elapsed time."""
-
-    def __init__(self, total: int, stream=None):
-        self.total, self.stream, self.started = total, stream or sys.stderr, time.time()
-        self.tty = self.stream.isatty()
-        self._last = ""
-
-    def show(self, done: int, running: int, failed: int, pending: int, latest: str = "") -> None:
-        elapsed = time.time() - self.started
-        line = (f"[{done + failed}/{self.total}] done {done}  running {running}  failed {failed}  "
-                f"pending {pending}  {elapsed:5.0f}s  {latest}")
-        if line == self._last:
-            return
-        self._last = line
-        if self.tty:
-            self.stream.write("\r" + line[:150].ljust(150))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+@dataclass
+class Live:
+    handle: Handle
+    trial: TrialState
+    until_epoch: int | None
 
 
 class Controller:
@@ -111,24 +109,41 @@ class Controller:
         self.out = Path(spec.out)
         self.echo = echo
         self.journal = Journal(self.out / "journal.jsonl")
+        self.plans = plan_studies(spec)
+        self.studies: dict[str, Study] = {}
         self.tracker: Tracker | None = None
-        self.run_ids: dict[str, str] = {}    # sweep / study / trial name -> MLflow run id
+        self.run_ids: dict[str, str] = {}
+        self.queue: deque[tuple[TrialState, int | None]] = deque()   # segments waiting for a slot
+        self.live: list[Live] = []
+        self.counts = {"done": 0, "failed": 0}
+        self.paused = False
 
-    # -- tracking -------------------------------------------------------------------------------
-    def _open_tracking(self, studies: list[Study]) -> None:
+    # ------------------------------------------------------------------ tracking
+    def _open_tracking(self) -> None:
         uri = self.spec.tracking.uri or default_uri(self.out)
         self.tracker = Tracker(uri, self.spec.name, artifact_root=self.out / "mlartifacts")
-        known = {e["name"]: e["run_id"] for e in self.journal.replay() if e["event"] == "run_created"}
-        self.run_ids.update(known)
-        common = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
-                  "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
+        self.common_tags = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
+                            "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
+        self._close_orphan_runs()
         if "sweep" not in self.run_ids:
-            self._create("sweep", self.spec.name, "sweep", None, common, {"config": spec_to_dict(self.spec)})
-        for study in studies:
-            if study.name not in self.run_ids:
-                tags = {**common, "launcher.study": study.name, "launcher.task": study.task,
-                        "launcher.method": study.method, "launcher.method_kind": METHOD_KIND[study.method]}
-                self._create(study.name, study.name, "study", self.run_ids["sweep"], tags, None)
+            self._create("sweep", self.spec.name, "sweep", None, self.common_tags, {"config": spec_to_dict(self.spec)})
+        for plan in self.plans:
+            if plan.name not in self.run_ids:
+                tags = {**self.common_tags, "launcher.study": plan.name, "launcher.task": plan.task,
+                        "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
+                        "launcher.method_kind": METHOD_KIND[plan.method]}
+                params = {"optimizer": plan.optimizer, "trials": plan.trials,
+                          "space": plan.space.to_dict() if plan.space else None,
+                          "asha": vars(plan.asha) if plan.asha else None}
+                self._create(plan.name, plan.name, "study", self.run_ids["sweep"], tags, params)
+
+    def _close_orphan_runs(self) -> None:
+        """A controller killed between creating a run and journalling it leaves a RUNNING run that
+        nobody will finish: close it as KILLED so the UI and the report never show it as live."""
+        known = set(self.run_ids.values())
+        for run in self.tracker.runs():
+            if run.info.status == "RUNNING" and run.info.run_id not in known:
+                self.tracker.finish(run.info.run_id, "KILLED")
 
     def _create(self, key: str, name: str, kind: str, parent: str | None, tags: dict, params: dict | None) -> str:
         run_id = self.tracker.create_run(name, kind, parent=parent, tags=tags, params=params)
@@ -136,120 +151,281 @@ class Controller:
         self.journal.append("run_created", name=key, run_id=run_id)
         return run_id
 
-    def _trial_run(self, trial: TrialSpec, job_id: str) -> str:
-        # A trial that was submitted before (a controller that died) gets a fresh run; the old one
-        # is closed as KILLED so the report never mixes half a result in.
+    def _trial_run(self, study: Study, trial: TrialState, job_id: str) -> str:
         key = f"trial:{trial.trial_id}"
-        if key in self.run_ids:
-            self.tracker.finish(self.run_ids[key], "KILLED")
-        tags = {"launcher.sweep": self.spec.name, "launcher.study": trial.study,
-                "launcher.trial": trial.trial_id, "launcher.task": trial.task_name,
-                "launcher.dataset": trial.dataset, "launcher.horizon": trial.horizon,
-                "launcher.method": trial.method, "launcher.method_kind": METHOD_KIND[trial.method],
-                "launcher.seed": trial.seed, "launcher.job_id": job_id,
-                "launcher.backend": self.spec.executor.backend, "launcher.trial_dir": trial.trial_dir}
-        return self._create(key, trial.trial_id, "trial", self.run_ids[trial.study], tags,
-                            {"method": trial.params, "seed": trial.seed, "context": trial.context,
-                             "horizon": trial.horizon, "dataset": trial.dataset})
+        if key in self.run_ids:      # later segments and retries log into the same run
+            self.tracker.set_tags(self.run_ids[key], {"launcher.job_id": job_id})
+            return self.run_ids[key]
+        plan = study.plan
+        tags = {**self.common_tags, "launcher.study": plan.name, "launcher.trial": trial.trial_id,
+                "launcher.task": plan.task, "launcher.dataset": plan.dataset, "launcher.horizon": plan.horizon,
+                "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
+                "launcher.method_kind": METHOD_KIND[plan.method], "launcher.seed": trial.seed,
+                "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial))}
+        return self._create(key, trial.trial_id, "trial", self.run_ids[plan.name], tags,
+                            {"method": trial.params, "seed": trial.seed, "context": plan.context,
+                             "horizon": plan.horizon, "dataset": plan.dataset})
 
-    def _ingest(self, trial: TrialSpec, outcome: Outcome) -> None:
-        run_id = self.run_ids[f"trial:{trial.trial_id}"]
-        outbox = Path(trial.trial_dir) / "outbox.jsonl"
-        if outbox.exists():
-            lines = [json.loads(s) for s in outbox.read_text().splitlines() if s.strip()]
-            self.tracker.log_outbox_lines(run_id, lines)
-        if not outcome.ok:
-            self.tracker.log_text(run_id, outcome.error or "unknown error", "error.txt")
-            self.tracker.finish(run_id, "FAILED")
-            self.journal.append("trial_failed", trial_id=trial.trial_id, error=(outcome.error or "")[-2000:])
+    # ------------------------------------------------------------------ replay
+    def _replay(self) -> int:
+        """Rebuild studies, optimizers, rungs and queues from the journal. Returns events replayed."""
+        in_flight: dict[str, int | None] = {}
+        owner: dict[str, Study] = {}
+        events = 0
+        for event in self.journal.replay():
+            events += 1
+            kind = event["event"]
+            if kind == "run_created":
+                self.run_ids[event["name"]] = event["run_id"]
+            elif kind == "asked":
+                study = self.studies[event["study"]]
+                owner[event["trial_id"]] = study
+                study.replay_ask(event["trial_id"], event["params"])
+            elif kind == "submitted":
+                trial = owner[event["trial_id"]].trials[event["trial_id"]]
+                self._unqueue(trial)
+                if event["trial_id"] not in in_flight:
+                    owner[event["trial_id"]].schedule(trial, event["until_epoch"])
+                in_flight[event["trial_id"]] = event["until_epoch"]
+            elif kind == "segment_done":
+                study = owner[event["trial_id"]]
+                trial = study.trials[event["trial_id"]]
+                in_flight.pop(trial.trial_id, None)
+                trial.ingested_lines = event["lines"]
+                decision, next_epoch, loss = study.segment_done(trial, event["until_epoch"], event["metrics"],
+                                                                study.plan.objective)
+                self._after_decision(study, trial, decision, next_epoch, loss, replaying=True)
+            elif kind == "trial_failed":
+                study = owner[event["trial_id"]]
+                trial = study.trials[event["trial_id"]]
+                in_flight.pop(trial.trial_id, None)
+                if event["retry"]:
+                    trial.infra_retries += 1
+                    self.queue.appendleft((trial, event["until_epoch"]))
+                else:
+                    trial.status = "failed"
+                    study.tell(trial, event["loss"])
+                    self.counts["failed"] += 1
+        # Segments that were running when the controller stopped run again first, in order;
+        # a segment whose result file is already there is ingested instead (never run twice).
+        for trial_id, until_epoch in reversed(list(in_flight.items())):
+            self.queue.appendleft((owner[trial_id].trials[trial_id], until_epoch))
+        return events
+
+    def _unqueue(self, trial: TrialState) -> None:
+        for item in list(self.queue):
+            if item[0] is trial:
+                self.queue.remove(item)
+
+    # ------------------------------------------------------------------ decisions
+    def _after_decision(self, study: Study, trial: TrialState, decision: str, next_epoch: int | None,
+                        loss: float | None, *, replaying: bool = False) -> None:
+        """In-memory consequences of a journalled decision (the same live and on replay)."""
+        if decision == "continue":
+            self.queue.append((trial, next_epoch))
             return
-        result = outcome.result
-        metrics = dict(result["metrics"])
-        if result.get("n_parameters") is not None:
-            metrics["n_parameters"] = result["n_parameters"]
-        metrics["wall_seconds"] = result["wall_seconds"]
-        self.tracker.log_metrics(run_id, metrics)
-        if result.get("info"):
-            self.tracker.log_params(run_id, {"chosen": result["info"]})
-        tags = {"launcher.host": result.get("host", "")}
-        if result.get("notes"):
-            tags["launcher.notes"] = " | ".join(result["notes"])
-        self.tracker.set_tags(run_id, tags)
-        self.tracker.log_text(run_id, json.dumps(result, indent=2, sort_keys=True), "result.json")
-        self.tracker.finish(run_id, "FINISHED")
-        self.journal.append("trial_finished", trial_id=trial.trial_id, metrics=metrics)
+        study.tell(trial, loss)
+        self.counts["done"] += 1
 
-    def _close_studies(self, studies: list[Study], trials: list[TrialSpec]) -> None:
-        done = finished_trials(self.journal)
-        for study in studies:
-            members = [t.trial_id for t in trials if t.study == study.name]
-            status = "FINISHED" if all(m in done for m in members) else "FAILED"
-            self.tracker.finish(self.run_ids[study.name], status)
-        self.tracker.finish(self.run_ids["sweep"], "FINISHED")
+    def _trial_dir(self, trial: TrialState) -> Path:
+        return self.out / "trials" / trial.trial_id
 
-    # -- the loop -------------------------------------------------------------------------------
-    def run(self) -> dict:
-        studies, trials = plan_trials(self.spec, threads=self._threads_per_trial())
-        prepare_out(self.spec)
-        self.journal.append("sweep_started", pid=os.getpid(), trials=len(trials))
-        self._open_tracking(studies)
-        already = finished_trials(self.journal)
-        pending = [t for t in trials if t.trial_id not in already]
-        if already:
-            self.echo(f"resuming: {len(already)} of {len(trials)} trials already finished in {self.out}")
-        executor = make_executor(self.spec.executor.backend, self.out / "jobs", self.spec.executor.timeout_min)
-        by_id = {t.trial_id: t for t in trials}
-        live: list[Handle] = []
-        done, failed = len(already), 0
-        progress = Progress(len(trials))
-        workers = self.spec.executor.workers
-        try:
-            while pending or live:
-                while pending and len(live) < workers:
-                    trial = pending.pop(0)
-                    Path(trial.trial_dir).mkdir(parents=True, exist_ok=True)
-                    for stale in ("outbox.jsonl", "result.json", "error.txt"):
-                        (Path(trial.trial_dir) / stale).unlink(missing_ok=True)
-                    handle = executor.submit(trial)
-                    self._trial_run(trial, handle.job_id)
-                    self.journal.append("trial_submitted", trial_id=trial.trial_id, job_id=handle.job_id)
-                    live.append(handle)
-                ended = executor.poll(live)
-                for handle in ended:
-                    live.remove(handle)
-                    outcome = executor.outcome(handle)
-                    self._ingest(by_id[handle.trial_id], outcome)
-                    done, failed = (done + 1, failed) if outcome.ok else (done, failed + 1)
-                    latest = handle.trial_id + (" ok" if outcome.ok else " FAILED")
-                    progress.show(done, len(live), failed, len(pending), latest)
-                if not ended:
-                    progress.show(done, len(live), failed, len(pending))
-                    time.sleep(POLL_SECONDS)
-        finally:
-            progress.close()
-            for handle in live:   # interrupted: do not leave orphan processes behind
-                try:
-                    handle.job.cancel(check=False)
-                except Exception:
-                    pass
-        self._close_studies(studies, trials)
-        self.journal.append("sweep_finished", done=done, failed=failed)
-        return {"trials": len(trials), "done": done, "failed": failed}
+    def _trial_spec(self, study: Study, trial: TrialState, until_epoch: int | None) -> TrialSpec:
+        plan = study.plan
+        return TrialSpec(trial_id=trial.trial_id, study=plan.name, dataset=plan.dataset, horizon=plan.horizon,
+                         context=plan.context, method=plan.method, params=dict(trial.params), seed=trial.seed,
+                         trial_dir=str(self._trial_dir(trial)),
+                         data_root=str(self.spec.data_root) if self.spec.data_root else None,
+                         data_path=self._data_path(plan), threads=self._threads_per_trial(),
+                         until_epoch=until_epoch)
+
+    def _data_path(self, plan: StudyPlan) -> str | None:
+        for task in self.spec.tasks:
+            if task.dataset == plan.dataset and task.path:
+                return str(task.path)
+        return None
 
     def _threads_per_trial(self) -> int:
         if self.spec.executor.backend == "inline":
             return os.cpu_count() or 1
         return max(1, (os.cpu_count() or 1) // self.spec.executor.workers)
 
+    # ------------------------------------------------------------------ the loop
+    def _next_work(self) -> tuple[Study, TrialState, int | None] | None:
+        if self.paused:
+            return None
+        if self.queue:
+            trial, until_epoch = self.queue.popleft()
+            return self.studies[trial.study], trial, until_epoch
+        askable = [s for s in self.studies.values() if s.can_ask()]
+        if not askable:
+            return None
+        study = min(askable, key=lambda s: s.asked)     # first in plan order among the least tried
+        trial = study.ask()
+        self.journal.append("asked", study=study.plan.name, trial_id=trial.trial_id, params=trial.params)
+        return study, trial, study.first_target()
+
+    def _submit(self, executor, study: Study, trial: TrialState, until_epoch: int | None) -> None:
+        spec = self._trial_spec(study, trial, until_epoch)
+        result_file = Path(spec.trial_dir) / spec.result_name
+        if result_file.exists():
+            # A segment that completed while no controller was watching: ingest, do not rerun.
+            result = json.loads(result_file.read_text())
+            study.schedule(trial, until_epoch)
+            self._trial_run(study, trial, "recovered")
+            self._ingest(study, trial, until_epoch, Outcome(True, result=result))
+            return
+        Path(spec.trial_dir).mkdir(parents=True, exist_ok=True)
+        (Path(spec.trial_dir) / "error.txt").unlink(missing_ok=True)
+        study.schedule(trial, until_epoch)
+        handle = executor.submit(spec)
+        self._trial_run(study, trial, handle.job_id)
+        self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id)
+        self.live.append(Live(handle, trial, until_epoch))
+
+    def _copy_outbox(self, trial: TrialState) -> int:
+        outbox = self._trial_dir(trial) / "outbox.jsonl"
+        if not outbox.exists():
+            return trial.ingested_lines
+        lines = outbox.read_text().splitlines()
+        complete = [s for s in lines if s.endswith("}")]   # a line being written has no closing brace yet
+        new = [json.loads(s) for s in complete[trial.ingested_lines:]]
+        self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], new)
+        return trial.ingested_lines + len(new)
+
+    def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome) -> None:
+        run_id = self.run_ids[f"trial:{trial.trial_id}"]
+        lines = self._copy_outbox(trial)
+        if not outcome.ok:
+            self._failed(study, trial, until_epoch, outcome, run_id, lines)
+            return
+        result = outcome.result
+        metrics = dict(result["metrics"])
+        if result.get("n_parameters") is not None:
+            metrics["n_parameters"] = result["n_parameters"]
+        metrics["wall_seconds"] = result["wall_seconds"]
+        step = int(until_epoch) if until_epoch is not None else 0
+        self.tracker.log_metrics(run_id, {f"final_{k}" if k in ("epoch",) else k: v for k, v in metrics.items()},
+                                 step=step)
+        if result.get("info"):
+            self.tracker.log_params(run_id, {"chosen": result["info"]})
+        tags = {"launcher.host": result.get("host", ""), "launcher.epochs": step}
+        if result.get("notes"):
+            tags["launcher.notes"] = " | ".join(result["notes"])
+        self.tracker.set_tags(run_id, tags)
+        decision, next_epoch, loss = study.segment_done(trial, until_epoch, metrics, study.plan.objective)
+        trial.ingested_lines = lines
+        if decision != "continue":
+            # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
+            self.tracker.log_text(run_id, json.dumps(result, indent=2, sort_keys=True), "result.json")
+            if study.plan.asha is not None:
+                self.tracker.set_tags(run_id, {"launcher.asha": decision})
+            self.tracker.finish(run_id, "FINISHED")
+        value = metrics.get(study.plan.objective) if study.plan.objective else None
+        self.journal.append("segment_done", trial_id=trial.trial_id, until_epoch=until_epoch, metrics=metrics,
+                            value=value, decision=decision, next_epoch=next_epoch, loss=loss, lines=lines,
+                            study=study.plan.name)
+        self._after_decision(study, trial, decision, next_epoch, loss)
+
+    def _failed(self, study: Study, trial: TrialState, until_epoch, outcome: Outcome, run_id: str, lines: int) -> None:
+        trial.ingested_lines = lines
+        infra = not outcome.user_error
+        if infra and trial.infra_retries < MAX_INFRA_RETRIES:
+            trial.infra_retries += 1
+            self.journal.append("trial_failed", trial_id=trial.trial_id, until_epoch=until_epoch, retry=True,
+                                loss=None, error=(outcome.error or "")[-2000:], study=study.plan.name)
+            self.queue.appendleft((trial, until_epoch))
+            return
+        trial.status = "failed"
+        loss = study.failure_loss() if study.optimizer is not None else None
+        study.tell(trial, loss)
+        self.tracker.log_text(run_id, outcome.error or "unknown error", "error.txt")
+        self.tracker.finish(run_id, "FAILED")
+        self.journal.append("trial_failed", trial_id=trial.trial_id, until_epoch=until_epoch, retry=False,
+                            loss=loss, error=(outcome.error or "")[-2000:], study=study.plan.name)
+        self.counts["failed"] += 1
+        self._check_failure_rate()
+
+    def _check_failure_rate(self) -> None:
+        failed, ended = self.counts["failed"], self.counts["failed"] + self.counts["done"]
+        if failed >= MIN_FAILURES_TO_PAUSE and failed / ended > self.spec.search.max_failure_rate and not self.paused:
+            self.paused = True
+            self.journal.append("paused", failed=failed, ended=ended, max_failure_rate=self.spec.search.max_failure_rate)
+
+    def _finish_studies(self) -> None:
+        for name, study in self.studies.items():
+            run_id = self.run_ids[name]
+            best = study.best_trial()
+            if best is not None:
+                self.tracker.set_tags(self.run_ids[f"trial:{best.trial_id}"], {"launcher.selected": "true"})
+                self.tracker.set_tags(run_id, {"launcher.selected_trial": best.trial_id})
+                picked = {k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))}
+                self.tracker.log_metrics(run_id, picked)
+                self.tracker.log_params(run_id, {"selected": best.params})
+            complete = all(t.status in ("complete", "stopped") for t in study.trials.values())
+            self.tracker.finish(run_id, "FINISHED" if complete and study.trials else "FAILED")
+        self.tracker.finish(self.run_ids["sweep"], "FINISHED")
+
+    def run(self) -> dict:
+        prepare_out(self.spec, self.plans)
+        self.studies = {plan.name: Study(plan, self.spec.executor.workers) for plan in self.plans}
+        replayed = self._replay()
+        self.journal.append("sweep_started", pid=os.getpid(), studies=len(self.studies), resumed=replayed > 0)
+        self._open_tracking()
+        if replayed:
+            self.echo(f"resuming from {self.journal.path}: {self.counts['done']} trials finished, "
+                      f"{self.counts['failed']} failed, {len(self.queue)} segments to run again")
+        executor = make_executor(self.spec.executor.backend, self.out / "jobs", self.spec.executor.timeout_min)
+        progress = Progress(self.studies, self.counts)
+        try:
+            while True:
+                while len(self.live) < self.spec.executor.workers:
+                    work = self._next_work()
+                    if work is None:
+                        break
+                    self._submit(executor, *work)
+                if not self.live:
+                    break
+                ended = executor.poll([item.handle for item in self.live])
+                for handle in ended:
+                    item = next(i for i in self.live if i.handle is handle)
+                    self.live.remove(item)
+                    self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, executor.outcome(handle))
+                progress.show(len(self.live), len(self.queue))
+                if not ended:
+                    time.sleep(POLL_SECONDS)
+        finally:
+            progress.close()
+            for item in self.live:     # interrupted: leave no orphan processes behind
+                try:
+                    item.handle.job.cancel(check=False)
+                except Exception:
+                    pass
+        if self.paused:
+            return {**self._summary(), "paused": True}
+        self._finish_studies()
+        self.journal.append("sweep_finished", **self.counts)
+        return {**self._summary(), "paused": False}
+
+    def _summary(self) -> dict:
+        trials = sum(len(s.trials) for s in self.studies.values())
+        return {"trials": trials, "done": self.counts["done"], "failed": self.counts["failed"]}
+
 
 def describe_plan(spec: SweepSpec) -> str:
-    """What `--dry-run` prints: every trial, the backend and where results would go. Writes nothing."""
-    studies, trials = plan_trials(spec)
-    lines = [f"sweep {spec.name}: {len(studies)} studies, {len(trials)} trials",
+    """What `--dry-run` prints: every study, its budget, the backend and where results would go."""
+    plans = plan_studies(spec)
+    trials = sum(p.trials for p in plans)
+    lines = [f"sweep {spec.name}: {len(plans)} studies, up to {trials} trials",
              f"  backend {spec.executor.backend}, {spec.executor.workers} worker slot(s), timeout {spec.executor.timeout_min} min",
              f"  output  {spec.out}",
-             f"  tracking {spec.tracking.uri or default_uri(Path(spec.out))}", "", "trials:"]
-    for t in trials:
-        params = ", ".join(f"{k}={v}" for k, v in sorted(t.params.items()))
-        lines.append(f"  {t.trial_id:<36} seed {t.seed}  {params}")
+             f"  tracking {spec.tracking.uri or default_uri(Path(spec.out))}", "", "studies:"]
+    for p in plans:
+        if p.space is not None:
+            how = f"{p.trials} trials by {p.optimizer}" + (f", ASHA rungs {list(p.asha.rungs())}" if p.asha else "")
+            how += f"; searched: {', '.join(d.name for d in p.space.domains)}"
+        else:
+            fixed = ", ".join(f"{k}={v}" for k, v in sorted(p.fixed_params.items()))
+            how = f"{p.trials} run(s), seeds {list(p.seeds)}" + (f"; {fixed}" if fixed else "")
+        lines.append(f"  {p.name:<34} {how}")
     return "\n".join(lines)

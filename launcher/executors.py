@@ -30,6 +30,9 @@ class Outcome:
     ok: bool
     result: dict | None = None
     error: str | None = None    # traceback text when not ok
+    # True when the trial's own code raised (it left error.txt); False when the job died without
+    # a Python error (killed, timed out, node lost): that is infrastructure, retried, not told.
+    user_error: bool = False
 
 
 class Executor(Protocol):
@@ -42,11 +45,11 @@ class Executor(Protocol):
     def outcome(self, handle: Handle) -> Outcome: ...
 
 
-def _error_text(exc: BaseException, trial_dir: Path | None) -> str:
+def _failure(exc: BaseException, trial_dir: Path | None) -> Outcome:
     # The job's own traceback (written by run_trial) beats submitit's wrapper text.
     if trial_dir is not None and (trial_dir / "error.txt").exists():
-        return (trial_dir / "error.txt").read_text()
-    return "".join(traceback.format_exception(exc))
+        return Outcome(False, error=(trial_dir / "error.txt").read_text(), user_error=True)
+    return Outcome(False, error="".join(traceback.format_exception(exc)), user_error=False)
 
 
 class InlineExecutor:
@@ -70,7 +73,7 @@ class InlineExecutor:
     def outcome(self, handle: Handle) -> Outcome:
         exc = handle.job.exception()
         if exc is not None:
-            return Outcome(False, error=_error_text(exc, self._dirs.get(handle.trial_id)))
+            return _failure(exc, self._dirs.get(handle.trial_id))
         return Outcome(True, result=handle.job.submission().result())
 
 
@@ -97,7 +100,7 @@ class LocalExecutor:
         try:
             return Outcome(True, result=handle.job.result())
         except Exception as exc:  # FailedJobError, UncompletedJobError: the trial failed, not the sweep
-            return Outcome(False, error=_error_text(exc, self._dirs.get(handle.trial_id)))
+            return _failure(exc, self._dirs.get(handle.trial_id))
 
 
 def make_executor(backend: str, folder: Path, timeout_min: int = 60) -> Executor:

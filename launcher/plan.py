@@ -1,45 +1,55 @@
-"""From a validated sweep spec to the list of trials to run (pure: no I/O)."""
+"""From a validated sweep spec to its studies (pure: no I/O).
+
+A study is one (task, method, arm). A method with a search space gets a tuned arm (the sweep's
+optimizer) and, with `search.random_control`, a RandomSearch arm under the same budget. A method
+without one runs with its fixed parameters, once per seed (once in all for deterministic methods).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
+from .asha import AshaConfig
 from .config import SweepSpec
-from .methods.params import DETERMINISTIC
-from .trial import TrialSpec
+from .methods.params import DETERMINISTIC, MULTI_FIDELITY, OBJECTIVE
+from .space import SearchSpace, parse_domain
+from .study import StudyPlan
 
 
-@dataclass(frozen=True)
-class Study:
-    name: str          # "<task>/<method>", e.g. "ETTh1-96/autoar"
-    task: str          # "ETTh1-96"
-    dataset: str
-    horizon: int
-    method: str
+def _search_space(raw: dict | None) -> SearchSpace | None:
+    if not raw:
+        return None
+    return SearchSpace(tuple(parse_domain(name, domain) for name, domain in raw.items()))
 
 
-def trial_id(task: str, method: str, seed: int) -> str:
-    return f"{task}__{method}__s{seed}"
-
-
-def plan_trials(spec: SweepSpec, *, threads: int = 1) -> tuple[list[Study], list[TrialSpec]]:
-    """Tasks x horizons x methods x seeds. A deterministic method runs once (first seed)."""
-    studies: list[Study] = []
-    trials: list[TrialSpec] = []
+def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
+    search = spec.search
+    studies: list[StudyPlan] = []
     for task in spec.tasks:
         for horizon in task.horizons:
             task_name = f"{task.dataset}-{horizon}"
             for method in spec.methods:
-                study = Study(f"{task_name}/{method.name}", task_name, task.dataset, horizon, method.name)
-                studies.append(study)
-                seeds = spec.seeds[:1] if method.name in DETERMINISTIC else spec.seeds
-                for seed in seeds:
-                    tid = trial_id(task_name, method.name, seed)
-                    trials.append(TrialSpec(
-                        trial_id=tid, study=study.name, dataset=task.dataset, horizon=horizon,
-                        context=task.context, method=method.name, params=dict(method.params), seed=seed,
-                        trial_dir=str(Path(spec.out) / "trials" / tid),
-                        data_root=str(spec.data_root) if spec.data_root else None,
-                        data_path=str(task.path) if task.path else None, threads=threads,
+                space = _search_space(getattr(method, "space", None))
+                epochs = search.scheduler.max_epochs if method.name in MULTI_FIDELITY else None
+                objective, mode = OBJECTIVE.get(method.name, (None, "min"))
+                asha = None
+                if space is not None and epochs is not None and search.scheduler.type == "asha":
+                    asha = AshaConfig(eta=search.scheduler.eta, grace=search.scheduler.grace,
+                                      max_epochs=search.scheduler.max_epochs, mode=mode)
+                if space is None:
+                    seeds = spec.seeds[:1] if method.name in DETERMINISTIC else spec.seeds
+                    arms = [("fixed", None, len(seeds))]
+                else:
+                    seeds = spec.seeds[:1]
+                    arms = [("tuned", search.optimizer, search.trials)]
+                    if search.random_control:
+                        arms.append(("random", "RandomSearch", search.trials))
+                for arm, optimizer, trials in arms:
+                    suffix = "" if arm != "random" else "[random]"
+                    studies.append(StudyPlan(
+                        name=f"{task_name}/{method.name}{suffix}",
+                        slug=f"{task_name}__{method.name}" + ("-random" if arm == "random" else ""),
+                        task=task_name, dataset=task.dataset, horizon=horizon, context=task.context,
+                        method=method.name, arm=arm, fixed_params=dict(method.params), space=space,
+                        optimizer=optimizer, trials=trials, seeds=tuple(seeds), asha=asha,
+                        epochs=epochs, epoch_budget=search.epoch_budget, objective=objective, mode=mode,
+                        optimizer_seed=search.seed + (1 if arm == "random" else 0),
                     ))
-    return studies, trials
+    return studies

@@ -40,11 +40,31 @@ class Table:
     n_parameters: dict[str, set]
     notes: dict[str, set]
     baseline: str | None
+    method_of: dict[str, str] = field(default_factory=dict)   # column -> method name
+    tuned: set[str] = field(default_factory=set)              # columns filled by a tuned study
+
+    def kind(self, column: str) -> str:
+        return METHOD_KIND.get(self.method_of.get(column, column), "?")
+
+    def deterministic(self, column: str) -> bool:
+        return self.method_of.get(column, column) in DETERMINISTIC
 
 
-def _expected(spec: dict) -> tuple[list[str], list[str]]:
+def _expected(spec: dict, folder: Path) -> tuple[list[str], list[str], dict[str, str], set[str]]:
+    """Tasks (rows), columns, and the method behind each column (a tuned method may have a
+    random-search control column beside it)."""
     tasks = [f"{t['dataset']}-{h}" for t in spec["tasks"] for h in t["horizons"]]
-    return tasks, [m["name"] for m in spec["methods"]]
+    plan_file = folder / "plan.json"
+    if plan_file.exists():
+        columns: dict[str, str] = {}
+        tuned: set[str] = set()
+        for entry in json.loads(plan_file.read_text()):
+            columns.setdefault(entry["column"], entry["method"])
+            if entry.get("arm") in ("tuned", "random"):
+                tuned.add(entry["column"])
+        return tasks, list(columns), columns, tuned
+    names = [m["name"] for m in spec["methods"]]
+    return tasks, names, {n: n for n in names}, set()
 
 
 def load_table(folder: Path) -> Table:
@@ -54,7 +74,7 @@ def load_table(folder: Path) -> Table:
         raise SpecError(f"{folder} is not a sweep folder (no sweep.json)",
                         hint="pass the --out folder of a `launcher sweep` run")
     spec = json.loads(recorded.read_text())
-    tasks, methods = _expected(spec)
+    tasks, methods, method_of, tuned = _expected(spec, folder)
     uri = (spec.get("tracking") or {}).get("uri") or default_uri(folder)
     tracker = Tracker(uri, spec["name"])
     cells = {(m, t, meth): Cell() for m, _ in METRICS for t in tasks for meth in methods}
@@ -62,9 +82,12 @@ def load_table(folder: Path) -> Table:
     notes: dict[str, set] = {m: set() for m in methods}
     for run in tracker.runs(kind="trial"):
         tags, status = run.data.tags, run.info.status
-        key_task, key_method = tags.get("launcher.task"), tags.get("launcher.method")
+        key_task, key_method = tags.get("launcher.task"), tags.get("launcher.column", tags.get("launcher.method"))
         if key_task not in tasks or key_method not in methods:
             continue
+        from_tuned_study = tags.get("launcher.arm") in ("tuned", "random")
+        if from_tuned_study and status == "FINISHED" and tags.get("launcher.selected") != "true":
+            continue    # a tuned study reports its validation-selected trial only
         for metric, _ in METRICS:
             cell = cells[(metric, key_task, key_method)]
             if status == "FINISHED" and metric in run.data.metrics:
@@ -77,7 +100,7 @@ def load_table(folder: Path) -> Table:
             for note in filter(None, tags.get("launcher.notes", "").split(" | ")):
                 notes[key_method].add(note)
     baseline = (spec.get("report") or {}).get("baseline")
-    return Table(spec["name"], tasks, methods, cells, n_parameters, notes, baseline)
+    return Table(spec["name"], tasks, methods, cells, n_parameters, notes, baseline, method_of, tuned)
 
 
 def _ranks(values: dict[str, float]) -> dict[str, float]:
@@ -175,8 +198,9 @@ def render_markdown(table: Table) -> str:
     out.write("\n## Methods\n\n| method | kind | parameters | runs per task |\n|---|---|---|---|\n")
     for m in table.methods:
         params = ", ".join(str(p) for p in sorted(table.n_parameters[m])) or "?"
-        runs = "1 (deterministic: seeds do not change it)" if m in DETERMINISTIC else "one per seed (n in cell)"
-        out.write(f"| {m} | {METHOD_KIND.get(m, '?')} | {params} | {runs} |\n")
+        runs = "1 (deterministic: seeds do not change it)" if table.deterministic(m) else \
+            "tuned: the validation-selected trial" if m in table.tuned else "one per seed (n in cell)"
+        out.write(f"| {m} | {table.kind(m)} | {params} | {runs} |\n")
     all_notes = [(m, n) for m in table.methods for n in sorted(table.notes[m])]
     if all_notes:
         out.write("\n## Notes\n\n")
@@ -195,7 +219,7 @@ def render_csv(table: Table) -> str:
                 cell = table.cells[(metric, task, m)]
                 status = "ok" if cell.values else ("failed" if cell.failed else "missing")
                 mean = "" if cell.mean is None else repr(cell.mean)
-                writer.writerow([task, m, METHOD_KIND.get(m, ""), metric, mean, len(cell.values), status,
+                writer.writerow([task, m, table.kind(m), metric, mean, len(cell.values), status,
                                  ";".join(repr(v) for v in cell.values)])
     return out.getvalue()
 

@@ -35,6 +35,8 @@ class StudyPlan:
     asha: AshaConfig | None       # None: one-shot method, or trained straight to max_epochs
     epochs: int | None            # epochs of a fixed multi-fidelity trial (no ASHA)
     epoch_budget: int | None      # optional cap on the epochs this study may train in total
+    objective: str | None = None  # validation metric the method reports per epoch
+    mode: str = "min"
     optimizer_seed: int = 0
 
     @property
@@ -94,15 +96,18 @@ class Study:
         candidate = None
         if self.optimizer is not None:
             candidate = self.optimizer.ask()
-            searched = {k: params[k] for k in self.plan.space.names()}
+            searched = {k: params[k] for k in self.plan.space.names}
             if self.plan.space.sample_to_params(candidate.value) != searched:
                 candidate = self.optimizer.parametrization.spawn_child(new_value=searched)
         return self._add(trial_id, params, candidate)
 
     def _add(self, trial_id: str, params: dict[str, Any], candidate: Any) -> TrialState:
-        seed = int(params.get("seed", self.plan.seeds[0] if self.optimizer else self.plan.seeds[self.asked]))
-        if self.optimizer is None and "seed" in self.plan.fixed_params:
-            params["seed"] = seed
+        if self.optimizer is None:       # fixed parameters: one trial per seed
+            seed = self.plan.seeds[self.asked]
+            if "seed" in params:
+                params["seed"] = seed
+        else:                            # tuned: the seed is searched, or the sweep's first seed
+            seed = int(params.get("seed", self.plan.seeds[0]))
         trial = TrialState(trial_id, self.plan.name, params, seed, candidate=candidate)
         self.trials[trial_id] = trial
         self.asked += 1
@@ -138,9 +143,10 @@ class Study:
     def _loss_without_asha(self, metrics: dict[str, float], objective: str | None) -> float | None:
         if self.optimizer is None or objective is None:
             return None
-        value = metrics.get(objective, math.inf)
-        mode = self.plan.asha.mode if self.plan.asha else "min"
-        return value if mode == "min" else -value
+        value = float(metrics.get(objective, math.nan))
+        if not math.isfinite(value):
+            return self.failure_loss()
+        return value if self.plan.mode == "min" else -value
 
     def failure_loss(self) -> float:
         if self.asha is not None:
@@ -153,10 +159,15 @@ class Study:
 
     # -- results ----------------------------------------------------------------------------------
     def best_trial(self) -> TrialState | None:
-        """Selected on validation only: the best fidelity loss (highest rung, then rank there)."""
+        """The tuned study's pick, on validation only: with ASHA the best fidelity loss (highest
+        rung reached, then rank there); without, the best objective. None for fixed studies,
+        whose seeds are all reported."""
+        if self.optimizer is None:
+            return None
         finished = [t for t in self.trials.values() if t.status in ("complete", "stopped")]
         if not finished:
             return None
-        if self.asha is None:
-            return finished[0] if len(finished) == 1 else None
-        return min(finished, key=lambda t: (self.asha.fidelity_loss(t.trial_id), t.trial_id))
+        if self.asha is not None:
+            return min(finished, key=lambda t: (self.asha.fidelity_loss(t.trial_id), t.trial_id))
+        sign = 1.0 if self.plan.mode == "min" else -1.0
+        return min(finished, key=lambda t: (sign * t.last_metrics.get(self.plan.objective, math.inf), t.trial_id))

@@ -101,7 +101,7 @@ def test_rerun_skips_finished_trials_and_refuses_another_sweep(write_sweep, tmp_
     assert main(["sweep", str(sweep), "--workers", "1"]) == 0     # executor settings may change
     _, after = trial_runs(out)
     assert len(after) == len(before)                     # nothing ran again
-    assert "resuming: 3 of 3" in capsys.readouterr().out
+    assert "3 trials finished, 0 failed, 0 segments to run again" in capsys.readouterr().out
 
     other = write_sweep(SMALL.format(out=out, backend="inline").replace("horizons: [24]", "horizons: [48]"),
                         name="other.yaml")
@@ -135,7 +135,7 @@ def test_dry_run_writes_nothing(write_sweep, tmp_path, capsys):
     assert main(["sweep", str(sweep), "--dry-run"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     printed = capsys.readouterr().out
-    assert "3 trials" in printed and "ETTh1-24__autoar__s0" in printed
+    assert "3 studies, up to 3 trials" in printed and "ETTh1-24/autoar" in printed and "lags=[8]" in printed
 
 
 def test_missing_dataset_exits_2_and_names_the_path(write_sweep, tmp_path, capsys):

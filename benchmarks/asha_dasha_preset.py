@@ -1,0 +1,133 @@
+"""Simulate the DASHA preset (120 trials, eta 2, grace 1, max 20 epochs, mode max) on synthetic learning
+curves and check goal G13: rung occupancy ~120/60/30/15/8 at epochs 1/2/4/8/16 (within +-15 %) and
+total epochs trained ~390 (target <= 400) instead of 2400 for training every trial to the end.
+
+Each trial has a random asymptote and rate; its reported metric is the best-so-far of a noisy saturating
+curve (as DASHA reports best-so-far validation score). 8 workers, 1 time unit per epoch; a worker that
+frees up resumes a promoted trial right away (the decision is instant), otherwise starts a new one.
+With equal epoch costs every trial reaches rung e at (its start + e), so the arrival order at every rung
+is the start order and the decisions do not depend on --workers; --jitter J gives each trial an epoch
+cost drawn from U(1-J, 1+J), which reorders arrivals as uneven models do on a real cluster.
+
+    .venv/bin/python benchmarks/asha_dasha_preset.py [--seeds 5] [--workers 8] [--jitter 0.0]
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from launcher.asha import CONTINUE, DASHA_PRESET, Asha  # noqa: E402
+
+TARGET_OCCUPANCY = {1: 120, 2: 60, 4: 30, 8: 15, 16: 7.5}  # ideal successive halving, notes/anchors.md 3.2
+EPOCH_TARGET = 400
+
+
+def make_curves(rng: random.Random, n_trials: int, max_epochs: int) -> list[list[float]]:
+    """Per trial, the best-so-far metric after epochs 1..max_epochs (index 0 = epoch 1)."""
+    curves = []
+    for _ in range(n_trials):
+        asymptote = rng.uniform(0.5, 0.95)
+        rate = math.exp(rng.uniform(math.log(0.05), math.log(1.0)))  # slow and fast learners
+        best, curve = -math.inf, []
+        for epoch in range(1, max_epochs + 1):
+            raw = asymptote * (1 - math.exp(-rate * epoch)) + rng.gauss(0, 0.02)
+            best = max(best, raw)
+            curve.append(best)
+        curves.append(curve)
+    return curves
+
+
+def simulate(seed: int, workers: int, jitter: float = 0.0) -> dict:
+    preset = DASHA_PRESET
+    config = preset.asha_config()
+    rng = random.Random(seed)
+    curves = make_curves(rng, preset.trials, config.max_epochs)
+    epoch_cost = [rng.uniform(1 - jitter, 1 + jitter) for _ in range(preset.trials)]
+    asha = Asha(config)
+    events: list[tuple[float, int, int]] = []  # (time the segment ends, trial index, rung epoch reached)
+    trained_to = [0] * preset.trials  # epochs each trial has trained so far
+    next_new, now = 0, 0
+
+    def start_segment(trial: int, at: int) -> None:
+        target = asha.next_epoch(f"t{trial}")
+        heapq.heappush(events, (at + (target - trained_to[trial]) * epoch_cost[trial], trial, target))
+
+    for _ in range(workers):  # every worker starts a fresh trial
+        start_segment(next_new, 0)
+        next_new += 1
+    while events:
+        now, trial, epoch = heapq.heappop(events)
+        trained_to[trial] = epoch
+        if asha.report(f"t{trial}", epoch, curves[trial][epoch - 1]) == CONTINUE:
+            start_segment(trial, now)  # promoted: resume it from its checkpoint on this worker
+        elif next_new < preset.trials:
+            start_segment(next_new, now)
+            next_new += 1
+
+    best_true = max(range(preset.trials), key=lambda t: curves[t][-1])  # best if all were trained fully
+    completed = [t for t in range(preset.trials) if trained_to[t] == config.max_epochs]
+    best_found = max(completed, key=lambda t: curves[t][-1])
+    loss_order = sorted(range(preset.trials), key=lambda t: asha.fidelity_loss(f"t{t}"))
+    return {
+        "occupancy": asha.occupancy(),
+        "epochs": sum(trained_to),
+        "makespan": round(now),
+        "best_reached_max": trained_to[best_true] == config.max_epochs,
+        "regret": curves[best_true][-1] - curves[best_found][-1],
+        "nevergrad_best_is_asha_best": loss_order[0] == best_found,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--jitter", type=float, default=0.0, help="epoch cost ~ U(1-J, 1+J) per trial")
+    args = parser.parse_args()
+    preset = DASHA_PRESET
+    rungs = preset.asha_config().rungs()
+    full = preset.trials * preset.max_epochs
+    print(f"DASHA preset: {preset.trials} trials, eta {preset.eta}, grace {preset.grace}, "
+          f"max {preset.max_epochs} epochs, rungs {rungs}, {args.workers} workers, jitter {args.jitter}")
+    print("seed  " + "  ".join(f"@{e:<3}" for e in rungs) + "  epochs  makespan  best->max  regret")
+    results = []
+    for seed in range(args.seeds):
+        r = simulate(seed, args.workers, args.jitter)
+        results.append(r)
+        print(f"{seed:<5} " + "  ".join(f"{r['occupancy'][e]:<4}" for e in rungs)
+              + f"  {r['epochs']:<6}  {r['makespan']:<8}  {'yes' if r['best_reached_max'] else 'no':<9}"
+              + f"  {r['regret']:.4f}")
+    ok = True
+    print("\nmean occupancy vs ideal successive halving (+-15 %):")
+    for epoch in rungs:
+        mean = statistics.mean(r["occupancy"][epoch] for r in results)
+        target = TARGET_OCCUPANCY.get(epoch)
+        if target is None:
+            print(f"  epoch {epoch:>2}: {mean:6.1f}  (complete; no target)")
+            continue
+        within = abs(mean - target) <= 0.15 * target
+        ok &= within
+        print(f"  epoch {epoch:>2}: {mean:6.1f}  target {target:6.1f}  {'ok' if within else 'OUT OF BAND'}")
+    mean_epochs = statistics.mean(r["epochs"] for r in results)
+    ok &= mean_epochs <= EPOCH_TARGET
+    print(f"total epochs: mean {mean_epochs:.1f} (min {min(r['epochs'] for r in results)}, "
+          f"max {max(r['epochs'] for r in results)}) vs {full} for full training "
+          f"= {full / mean_epochs:.1f}x cheaper; target <= {EPOCH_TARGET}: "
+          f"{'ok' if mean_epochs <= EPOCH_TARGET else 'MISSED'}")
+    hits = sum(r["best_reached_max"] for r in results)
+    print(f"best-asymptote trial reached {preset.max_epochs} epochs in {hits}/{len(results)} seeds; "
+          f"mean regret of the best completed trial {statistics.mean(r['regret'] for r in results):.4f}")
+    agree = sum(r["nevergrad_best_is_asha_best"] for r in results)
+    print(f"lowest fidelity_loss == best completed trial in {agree}/{len(results)} seeds")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
