@@ -25,17 +25,12 @@ Schema (defaults in brackets)
       autoar: {max_diff: 2}     # params are declared in launcher/methods/params.py (METHOD_PARAMS)
       naive: {}                 #   and checked there: kind, range, choices; defaults are filled in
       dlinear:                  # a method trained in epochs (params.MULTI_FIDELITY) is tuned:
-        batch_size: 64          #   params given here are fixed for every trial;
-        space:                  #   `space` (reserved key) maps param -> domain to search:
-          lr: {log: [1e-5, 1e-1]}       # log-uniform, 0 < low < high
+        batch_size: 64          #   the params given are fixed for every trial, and
+        space:                  #   `space` (a reserved key) maps param -> domain to search
+          lr: {log: [1e-5, 1e-1]}           # log-uniform, 0 < low < high
           weight_decay: {float: [0, 0.01]}  # uniform, low < high
-          moving_avg: {int: [5, 49]}    # integers, low < high
-          # batch_size: {choice: [16, 32]}  # one of a non-empty list (batch_size is fixed above)
-                                #   [params.DEFAULT_SPACES[method] minus the params fixed above];
-                                #   `space: {}` searches nothing (one fixed configuration).
-                                #   A param may not be both fixed and in `space`; the domain's
-                                #   values must be valid values of the param. Methods not trained
-                                #   in epochs take no `space`.
+          moving_avg: {int: [5, 49]}        # integers, low < high, both included
+          seed: {choice: [0, 1, 2]}         # one of a non-empty list of values
     executor:                   # optional mapping
       backend: local            # [local]; one of BACKENDS: inline, local
       workers: 2                # [2]; int >= 1
@@ -64,6 +59,12 @@ Schema (defaults in brackets)
         eta: 2                  # [2]; int >= 2: ASHA keeps 1/eta of the trials at each rung
         grace: 1                # [1]; int >= 1: epochs of the first rung, < max_epochs (asha)
         max_epochs: 20          # [20]; int >= 1
+
+A tuned method's `space` defaults to `params.DEFAULT_SPACES[method]` less the params the file
+fixes; `space: {}` searches nothing (the fixed params, one trial per seed). A param may not be both
+fixed and in a written `space`. Each domain is checked by `launcher.space.parse_domain`, and its
+bounds or choices as values of the param: an int param takes `int` or `choice` domains, a float
+param any, other kinds only `choice`. Methods that are not tuned take no `space`.
 
 An optional key (or section) set to null is the same as leaving it out. Method params of kind
 `path` resolve against the YAML file's folder (they need not exist); `float` params accept ints
@@ -97,8 +98,8 @@ REPORT_KEYS = ("baseline",)
 URI_SCHEMES = ("sqlite", "http", "https", "file")
 MIN_CONTEXT = 8
 SPACE_KEY = "space"  # reserved key beside a tuned method's params: its search space
-SEARCH_KEYS = ("preset", "optimizer", "trials", "epoch_budget", "random_control", "max_failure_rate",
-               "seed", "scheduler")
+SEARCH_KEYS = ("preset", "optimizer", "trials", "epoch_budget", "random_control",
+               "max_failure_rate", "seed", "scheduler")
 SCHEDULER_KEYS = ("type", "eta", "grace", "max_epochs")
 SCHEDULER_TYPES = ("asha", "none")
 # preset name -> the defaults it sets: `search` keys, and `scheduler` keys under "scheduler"
@@ -124,8 +125,9 @@ class TaskSpec:
 class MethodSpec:
     name: str
     params: dict  # every declared param not in `space`, defaults filled; JSON-able (paths as str)
-    space: dict | None = None  # tuned methods: param -> raw domain, e.g. {"lr": {"log": [1e-5, 0.1]}}
-    #                            ({} = nothing searched); None for methods that are not tuned
+    # tuned methods: param -> raw domain, e.g. {"lr": {"log": [1e-5, 0.1]}} ({} = nothing
+    # searched); None for methods that are not tuned (params.MULTI_FIDELITY lists the tuned ones)
+    space: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -254,3 +256,38 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def load_recorded_sweep(folder: str | Path, *, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
+    """The sweep recorded in `folder/sweep.json`, validated again, for `launcher resume DIR`.
+
+    The record is written back as an ordinary sweep file (`sweep.resolved.yaml`, absolute paths,
+    defaults filled) and loaded through `load_sweep`, so a hand-edited record gets the same checks
+    and file:line errors as any sweep file.
+    """
+    import json
+
+    import yaml
+
+    folder = Path(folder)
+    recorded = folder / "sweep.json"
+    if not recorded.exists():
+        raise SpecError(f"{folder} is not a sweep folder (no sweep.json)",
+                        hint="pass the output folder of `launcher sweep`")
+    record = json.loads(recorded.read_text())
+    methods = {}
+    for method in record["methods"]:
+        entry = dict(method["params"])
+        if method.get("space") is not None:
+            entry["space"] = method["space"]
+        methods[method["name"]] = entry
+    mapping = {"name": record["name"], "description": record.get("description", ""), "out": str(folder.resolve()),
+               "data_root": record.get("data_root"), "seeds": record["seeds"], "tasks": record["tasks"],
+               "methods": methods, "executor": record["executor"], "tracking": record["tracking"],
+               "report": record["report"]}
+    if "search" in record:
+        mapping["search"] = {k: v for k, v in record["search"].items() if k != "preset"}
+    path = folder / "sweep.resolved.yaml"
+    path.write_text("# written by `launcher resume` from sweep.json; edit the original sweep file instead\n"
+                    + yaml.safe_dump(mapping, sort_keys=False))
+    return load_sweep(path, overrides=overrides)

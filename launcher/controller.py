@@ -40,7 +40,7 @@ POLL_SECONDS = 0.2
 MIN_FAILURES_TO_PAUSE = 3
 MAX_INFRA_RETRIES = 3
 # Keys that may change between runs on one folder without changing what the results mean.
-RESUMABLE_CHANGES = ("executor", "description")
+RESUMABLE_CHANGES = ("executor", "description", "source")
 
 
 def check_data(spec: SweepSpec) -> None:
@@ -98,9 +98,10 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
 
 @dataclass
 class Live:
-    handle: Handle
+    handle: Handle | None
     trial: TrialState
     until_epoch: int | None
+    ready: Outcome | None = None    # a segment found already completed on disk (after a crash)
 
 
 class Controller:
@@ -117,6 +118,7 @@ class Controller:
         self.live: list[Live] = []
         self.counts = {"done": 0, "failed": 0}
         self.paused = False
+        self.restore_only: int | None = None   # after replay: resubmit only this many queued segments first
 
     # ------------------------------------------------------------------ tracking
     def _open_tracking(self) -> None:
@@ -171,6 +173,7 @@ class Controller:
         """Rebuild studies, optimizers, rungs and queues from the journal. Returns events replayed."""
         in_flight: dict[str, int | None] = {}
         owner: dict[str, Study] = {}
+        ingest_round: list[str] = []    # trials of the last ingest round not yet ingested
         events = 0
         for event in self.journal.replay():
             events += 1
@@ -180,14 +183,18 @@ class Controller:
             elif kind == "asked":
                 study = self.studies[event["study"]]
                 owner[event["trial_id"]] = study
-                study.replay_ask(event["trial_id"], event["params"])
+                trial = study.replay_ask(event["trial_id"], event["params"])
+                in_flight[trial.trial_id] = study.first_target()   # asked: its first segment is due
             elif kind == "submitted":
                 trial = owner[event["trial_id"]].trials[event["trial_id"]]
                 self._unqueue(trial)
-                if event["trial_id"] not in in_flight:
-                    owner[event["trial_id"]].schedule(trial, event["until_epoch"])
+                owner[event["trial_id"]].schedule(trial, event["until_epoch"])
                 in_flight[event["trial_id"]] = event["until_epoch"]
+            elif kind == "ingesting":
+                ingest_round = list(event["trial_ids"])
             elif kind == "segment_done":
+                if event["trial_id"] in ingest_round:
+                    ingest_round.remove(event["trial_id"])
                 study = owner[event["trial_id"]]
                 trial = study.trials[event["trial_id"]]
                 in_flight.pop(trial.trial_id, None)
@@ -196,6 +203,8 @@ class Controller:
                                                                 study.plan.objective)
                 self._after_decision(study, trial, decision, next_epoch, loss, replaying=True)
             elif kind == "trial_failed":
+                if event["trial_id"] in ingest_round:
+                    ingest_round.remove(event["trial_id"])
                 study = owner[event["trial_id"]]
                 trial = study.trials[event["trial_id"]]
                 in_flight.pop(trial.trial_id, None)
@@ -206,10 +215,14 @@ class Controller:
                     trial.status = "failed"
                     study.tell(trial, event["loss"])
                     self.counts["failed"] += 1
-        # Segments that were running when the controller stopped run again first, in order;
-        # a segment whose result file is already there is ingested instead (never run twice).
+        # Segments that were running (or asked and not yet started) when the controller stopped
+        # go first, in their original order; one whose result file is already on disk is
+        # ingested instead of run again (see _submit).
         for trial_id, until_epoch in reversed(list(in_flight.items())):
             self.queue.appendleft((owner[trial_id].trials[trial_id], until_epoch))
+        # Killed halfway through ingesting a batch of ended segments: finish that batch before
+        # starting anything new, so asks and tells keep the order of an uninterrupted run.
+        self.restore_only = len(in_flight) if ingest_round else None
         return events
 
     def _unqueue(self, trial: TrialState) -> None:
@@ -252,6 +265,10 @@ class Controller:
 
     # ------------------------------------------------------------------ the loop
     def _next_work(self) -> tuple[Study, TrialState, int | None] | None:
+        if self.restore_only is not None:
+            if self.restore_only == 0:
+                return None
+            self.restore_only -= 1
         if self.paused:
             return None
         if self.queue:
@@ -269,11 +286,11 @@ class Controller:
         spec = self._trial_spec(study, trial, until_epoch)
         result_file = Path(spec.trial_dir) / spec.result_name
         if result_file.exists():
-            # A segment that completed while no controller was watching: ingest, do not rerun.
+            # A segment that completed while no controller was watching: ingest it at the next
+            # poll, exactly where the live run would have, instead of running it again.
             result = json.loads(result_file.read_text())
-            study.schedule(trial, until_epoch)
             self._trial_run(study, trial, "recovered")
-            self._ingest(study, trial, until_epoch, Outcome(True, result=result))
+            self.live.append(Live(None, trial, until_epoch, ready=Outcome(True, result=result)))
             return
         Path(spec.trial_dir).mkdir(parents=True, exist_ok=True)
         (Path(spec.trial_dir) / "error.txt").unlink(missing_ok=True)
@@ -386,11 +403,16 @@ class Controller:
                     self._submit(executor, *work)
                 if not self.live:
                     break
-                ended = executor.poll([item.handle for item in self.live])
-                for handle in ended:
-                    item = next(i for i in self.live if i.handle is handle)
+                self.restore_only = None
+                polled = executor.poll([item.handle for item in self.live if item.ready is None])
+                ended = [item for item in self.live
+                         if item.ready is not None or any(item.handle is h for h in polled)]
+                if ended:
+                    self.journal.append("ingesting", trial_ids=[item.trial.trial_id for item in ended])
+                for item in ended:       # in submission order: the same order on every replay
                     self.live.remove(item)
-                    self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, executor.outcome(handle))
+                    outcome = item.ready or executor.outcome(item.handle)
+                    self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome)
                 progress.show(len(self.live), len(self.queue))
                 if not ended:
                     time.sleep(POLL_SECONDS)

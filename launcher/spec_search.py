@@ -150,8 +150,9 @@ class SearchReader(SpecReader):
             if "max_epochs" not in nodes:  # a preset that contradicts itself: not the user's
                 raise ValueError(f"SEARCH_PRESETS: grace {spec.grace} >= max_epochs "
                                  f"{spec.max_epochs}")
-            raise nodes["max_epochs"].error("search.scheduler.max_epochs", f"must be > grace ({spec.grace}), "
-                                                             f"got {spec.max_epochs}", about)
+            raise nodes["max_epochs"].error(
+                "search.scheduler.max_epochs",
+                f"must be > grace ({spec.grace}), got {spec.max_epochs}", about)
         return spec
 
     # -- methods.<m>.space ------------------------------------------------------------------
@@ -171,7 +172,8 @@ class SearchReader(SpecReader):
                                      f"{', '.join(sorted(tuned))}.")
             return None
         if node is None:  # the default space, less the params this file fixes
-            return {p: copy.deepcopy(d) for p, d in _default_spaces().get(name, {}).items() if p not in given}
+            default = _default_spaces().get(name, {})
+            return {p: copy.deepcopy(d) for p, d in default.items() if p not in given}
         if not isinstance(node.value, dict):
             raise node.error(skey, f"expected a mapping of param -> domain, got {describe(node)}",
                              f"Write {_SPACE_EXAMPLE}, or `space: {{}}` to search nothing.")
@@ -185,13 +187,14 @@ class SearchReader(SpecReader):
                                        declared[pname])
         for pname in space:
             if pname in given:
-                raise _where(*given[pname]).error(f"{key}.{pname}", "both fixed and searched",
-                                      f"Remove `{pname}` here to search it, or remove it from "
-                                      f"{skey} to fix it.")
+                raise _where(*given[pname]).error(
+                    f"{key}.{pname}", "both fixed and searched",
+                    f"Remove `{pname}` here to search it, or remove it from {skey} to fix it.")
         return space
 
     def domain(self, where: Node, node: Node, key: str, pname: str, param: Any) -> Any:
-        """One space entry: checked by launcher.space.parse_domain, then against the param."""
+        """One space entry, checked by launcher.space.parse_domain and then against the declared
+        param (kind, range, choices); returned in its JSON-able raw form."""
         space = _space_module()
         raw = plain_value(node)
         try:
@@ -215,7 +218,7 @@ class SearchReader(SpecReader):
                 self.param(probe, key, pname, param)
             except SpecError as e:
                 raise where.error(key, f"in the searched domain: {e.message}", e.hint) from None
-        return raw
+        return dom.to_raw() if hasattr(dom, "to_raw") else raw  # canonical: parse_domain reads it
 
     def param(self, node: Node, key: str, pname: str, p: Any) -> Any:  # pragma: no cover
         raise NotImplementedError  # the Validator's param reader

@@ -2,8 +2,8 @@
 
 `SpecReader` reads one `Node` (from `launcher.yaml_nodes`) as a string, integer, number, boolean,
 integer list, path or mapping of allowed keys, and raises `SpecError` with the node's file, line and
-key path otherwise. It knows no sweep schema: `launcher.spec_validation.Validator` (the sections) and
-`launcher.spec_search.SearchReader` (the `search` section and method spaces) build on it.
+key path otherwise. It knows no sweep schema: `launcher.spec_validation.Validator` (the
+sections) and `launcher.spec_search.SearchReader` (`search` and method spaces) build on it.
 """
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ class TrialState:
     params: dict[str, Any]
     seed: int
     epochs_done: int = 0
+    scheduled_to: int = 0         # the furthest epoch a segment was submitted for
     status: str = "running"       # running, stopped, complete, failed
     candidate: Any = None         # the nevergrad candidate, for tell
     infra_retries: int = 0
@@ -120,8 +121,10 @@ class Study:
         return self.plan.epochs
 
     def schedule(self, trial: TrialState, until_epoch: int | None) -> None:
-        if until_epoch is not None:
-            self.epochs_scheduled += until_epoch - trial.epochs_done
+        """Count epochs against the study's budget once, however often a segment is retried."""
+        if until_epoch is not None and until_epoch > trial.scheduled_to:
+            self.epochs_scheduled += until_epoch - trial.scheduled_to
+            trial.scheduled_to = until_epoch
 
     # -- what a finished segment means ------------------------------------------------------------
     def segment_done(self, trial: TrialState, until_epoch: int | None, metrics: dict[str, float],

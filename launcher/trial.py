@@ -131,4 +131,8 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "spec": asdict(spec),
     }
     write_json_atomic(trial_dir / spec.result_name, result)
+    # One line per completed segment: shows retries, and proves no segment completed twice.
+    with open(trial_dir / "segments.jsonl", "a") as fh:
+        fh.write(json.dumps({"until_epoch": spec.until_epoch, "started": started, "ended": time.time(),
+                             "pid": os.getpid()}) + "\n")
     return result
