@@ -20,7 +20,9 @@ zero overhead; its idle over its own window is 1 - 13/40 = 67.5 % by constructio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import re
 import sys
 import tempfile
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import launcher.controller as controller_mod  # noqa: E402
 from launcher.config import load_sweep  # noqa: E402
 from launcher.executors import Handle, Outcome  # noqa: E402
+from launcher.tracking import Tracker  # noqa: E402
 from launcher.trial import run_trial  # noqa: E402
 
 SLOTS, TRIALS, CYCLE = 4, 40, (1, 1, 1, 10)
@@ -96,6 +99,34 @@ class ThreadExecutor:
         return Outcome(True, result=job["result"])
 
 
+@contextlib.contextmanager
+def timed_tracker(spent: list):
+    """Time the controller's MLflow calls (outermost calls only: log_outbox_lines calls log_metrics)."""
+    names = ("create_run", "log_params", "set_tags", "log_metrics", "log_outbox_lines", "log_text", "finish")
+    saved = {n: getattr(Tracker, n) for n in names}
+    depth = [0]
+
+    def wrap(fn):
+        def timed(*args, **kwargs):
+            depth[0] += 1
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent.append(time.perf_counter() - started)
+        return timed
+
+    for n in names:
+        setattr(Tracker, n, wrap(saved[n]))
+    try:
+        yield
+    finally:
+        for n in names:
+            setattr(Tracker, n, saved[n])
+
+
 def overlap(a: float, b: float, lo: float, hi: float) -> float:
     return max(0.0, min(b, hi) - max(a, lo))
 
@@ -106,8 +137,9 @@ def measure_controller(unit: float, poll_seconds: float | None) -> dict:
     controller_mod.make_executor = lambda *args, **kwargs: executor
     if poll_seconds is not None:
         controller_mod.POLL_SECONDS = poll_seconds
+    spent: list[float] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, timed_tracker(spent), contextlib.redirect_stderr(io.StringIO()):
             path = Path(tmp) / "sweep.yaml"
             path.write_text(SWEEP.format(out=Path(tmp) / "out", slots=SLOTS, trials=TRIALS))
             spec = load_sweep(path)
@@ -134,7 +166,7 @@ def measure_controller(unit: float, poll_seconds: float | None) -> dict:
     return {"poll": controller_mod.POLL_SECONDS if poll_seconds is None else poll_seconds,
             "window": window, "total": total, "idle": 1 - busy / capacity, "not_working": 1 - work / capacity,
             "poll_share": poll_wait / capacity, "gap_ms": 1000 * sum(gaps) / max(1, len(gaps)),
-            "units": sum(j["units"] for j in jobs if j["submit"] < t_last)}
+            "mlflow_ms": 1000 * sum(spent) / TRIALS}
 
 
 def simulate(durations: list[int], batch: bool) -> dict:
@@ -174,20 +206,21 @@ def main() -> int:
         rows.append((f"Controller loop, POLL_SECONDS -> {args.diagnostic_poll} (diagnostic)",
                      measure_controller(args.unit, args.diagnostic_poll)))
     greedy, batch = simulate(durations, batch=False), simulate(durations, batch=True)
-    header = f"{'loop':<52} {'window s':>9} {'idle':>7} {'not working':>12} {'poll wait':>10} {'ctl gap ms':>11}"
+    header = f"{'loop':<52} {'window s':>9} {'idle':>7} {'not working':>12} {'poll wait':>10} {'ctl gap ms':>11} {'mlflow ms':>10}"
     print(header)
     print("-" * len(header))
     for name, r in rows:
         print(f"{name:<52} {r['window']:>9.2f} {r['idle']:>7.1%} {r['not_working']:>12.1%} "
-              f"{r['poll_share']:>10.1%} {r['gap_ms']:>11.1f}")
+              f"{r['poll_share']:>10.1%} {r['gap_ms']:>11.1f} {r['mlflow_ms']:>10.1f}")
     for name, r in (("work-conserving, zero overhead (simulated)", greedy),
                     ("batch-synchronous ask 4 / wait 4 (simulated)", batch)):
         print(f"{name:<52} {r['window'] * args.unit:>9.2f} {r['idle']:>7.1%} {r['idle']:>12.1%} "
-              f"{'-':>10} {'-':>11}")
+              f"{'-':>10} {'-':>11} {'-':>10}")
     print("\nidle        = 1 - sum(submit..ingest per slot) / (slots x window)")
     print("not working = 1 - sum(submit..job end) / (slots x window)  (adds the poll latency)")
     print("poll wait   = share of capacity where a finished job waited to be noticed by poll()")
-    print("ctl gap ms  = mean time from ingest (outcome()) to the next submit on the same slot\n")
+    print("ctl gap ms  = mean time from ingest (outcome()) to the next submit on the same slot")
+    print("mlflow ms   = controller time inside Tracker calls per trial (submit + ingest + finish)\n")
     real = rows[0][1]
     ratio = real["idle"] / batch["idle"]
     print(f"steady-state idle {real['idle']:.1%} vs batch-synchronous {batch['idle']:.1%} "

@@ -21,29 +21,22 @@ tasks, and at what cost? One YAML file names tasks and methods; the launcher run
 (task, method) pair as trials, records every run in MLflow, and prints the comparison table."""
 
 
+def _overrides(args: argparse.Namespace) -> dict | None:
+    """Command-line flags as dotted spec keys; they are validated like the file itself."""
+    flags = {"out": getattr(args, "out", None), "executor.backend": args.backend, "executor.workers": args.workers}
+    return {key: value for key, value in flags.items() if value is not None} or None
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .config import load_sweep
 
-    overrides = {}
-    if args.out:
-        overrides["out"] = args.out
-    if args.backend:
-        overrides["executor.backend"] = args.backend
-    if args.workers:
-        overrides["executor.workers"] = args.workers
-    spec = load_sweep(args.file, overrides=overrides or None)
-    return _run(spec, dry_run=args.dry_run)
+    return _run(load_sweep(args.file, overrides=_overrides(args)), dry_run=args.dry_run)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from .config import load_recorded_sweep
 
-    overrides = {}
-    if args.backend:
-        overrides["executor.backend"] = args.backend
-    if args.workers:
-        overrides["executor.workers"] = args.workers
-    return _run(load_recorded_sweep(Path(args.dir), overrides=overrides or None), dry_run=False)
+    return _run(load_recorded_sweep(Path(args.dir), overrides=_overrides(args)), dry_run=False)
 
 
 def _run(spec, *, dry_run: bool) -> int:
@@ -87,7 +80,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    print(write_report(Path(args.dir)))
+    print(write_report([Path(d) for d in args.dirs], references=[Path(f) for f in args.reference or ()],
+                       baseline=args.baseline))
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from .ui import start_ui, stop_ui
+
+    try:
+        server, url = start_ui(Path(args.dir), host=args.host, port=args.port)
+    except RuntimeError as err:      # the server would not start: say why, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"MLflow UI for {args.dir}: {url}\n(Ctrl-C to stop)", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_ui(server)
     return 0
 
 
@@ -123,10 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("dir", help="a sweep output folder")
     status.set_defaults(func=_cmd_status)
 
-    report = sub.add_parser("report", help="print and write the comparison table of a sweep folder",
-                            description="Read DIR's MLflow store and print the comparison table; also writes "
-                                        "DIR/report.md and DIR/report.csv. Missing or failed cells are marked.")
-    report.add_argument("dir", help="a sweep output folder")
+    ui = sub.add_parser("ui", help="start the MLflow UI on a sweep's store and print its address",
+                        description="Serve DIR's MLflow store (one worker) and print the URL of the sweep's "
+                                    "experiment: study runs with their trial runs as children, params, tags, "
+                                    "metric curves. Ctrl-C stops it.")
+    ui.add_argument("dir", nargs="?", default=".", help="a sweep output folder (default: the current folder)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    ui.set_defaults(func=_cmd_ui)
+
+    report = sub.add_parser("report", help="print and write the comparison table of one or more sweep folders",
+                            description="Read each DIR's MLflow store and print the comparison table (rows = tasks, "
+                                        "columns = methods; mean and 95% interval over seeds; average score, rank, "
+                                        "% improvement over a baseline, parameters, CPU/GPU-hours). Writes "
+                                        "report.md, report.csv, report.html and the figures (PNG) into the first "
+                                        "DIR. Missing, failed and pending cells are marked, never dropped.")
+    report.add_argument("dirs", nargs="+", metavar="DIR", help="sweep output folder(s); several: their union")
+    report.add_argument("--reference", nargs="+", action="extend", metavar="FILE",
+                        help="published numbers to show beside the runs (after the DIRs), e.g. "
+                             "sweeps/reference/patchtst_nie2023.yaml")
+    report.add_argument("--baseline", metavar="METHOD",
+                        help="column for %% improvement (default: the sweep's report.baseline, else auto_arima, "
+                             "else naive)")
     report.set_defaults(func=_cmd_report)
     return parser
 

@@ -163,7 +163,8 @@ class Controller:
                 "launcher.task": plan.task, "launcher.dataset": plan.dataset, "launcher.horizon": plan.horizon,
                 "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
                 "launcher.method_kind": METHOD_KIND[plan.method], "launcher.seed": trial.seed,
-                "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial))}
+                "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial)),
+                "launcher.cpus": self._threads_per_trial(), "launcher.gpus": 0}
         return self._create(key, trial.trial_id, "trial", self.run_ids[plan.name], tags,
                             {"method": trial.params, "seed": trial.seed, "context": plan.context,
                              "horizon": plan.horizon, "dataset": plan.dataset})
@@ -199,6 +200,7 @@ class Controller:
                 trial = study.trials[event["trial_id"]]
                 in_flight.pop(trial.trial_id, None)
                 trial.ingested_lines = event["lines"]
+                trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
                 decision, next_epoch, loss = study.segment_done(trial, event["until_epoch"], event["metrics"],
                                                                 study.plan.objective)
                 self._after_decision(study, trial, decision, next_epoch, loss, replaying=True)
@@ -321,6 +323,9 @@ class Controller:
         if result.get("n_parameters") is not None:
             metrics["n_parameters"] = result["n_parameters"]
         metrics["wall_seconds"] = result["wall_seconds"]
+        # Cost: job time summed over this trial's segments (x the CPUs or GPUs it held, in the report).
+        trial.job_seconds += float(result["wall_seconds"])
+        metrics["job_seconds"] = trial.job_seconds
         step = int(until_epoch) if until_epoch is not None else 0
         self.tracker.log_metrics(run_id, {f"final_{k}" if k in ("epoch",) else k: v for k, v in metrics.items()},
                                  step=step)
@@ -413,7 +418,7 @@ class Controller:
                     self.live.remove(item)
                     outcome = item.ready or executor.outcome(item.handle)
                     self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome)
-                progress.show(len(self.live), len(self.queue))
+                progress.show(len(self.live), len(self.queue), ended[-1].trial.study if ended else None)
                 if not ended:
                     time.sleep(POLL_SECONDS)
         finally:

@@ -142,7 +142,7 @@ class Progress:
         self._last_state = None
         self._last_draw = 0.0
 
-    def show(self, running: int, queued: int) -> None:
+    def show(self, running: int, queued: int, latest_study: str | None = None) -> None:
         budget = sum(s.plan.trials for s in self.studies.values())
         done, failed = self.counts["done"], self.counts["failed"]
         ended = done + failed
@@ -163,6 +163,11 @@ class Progress:
                 occupancy.update(study.asha.occupancy())
         if occupancy:
             line += "  rungs " + " ".join(f"{e}:{n}" for e, n in sorted(occupancy.items()))
+        study = self.studies.get(latest_study) if latest_study else None
+        if study is not None and study.plan.objective:
+            best = study.best_trial()
+            if best is not None and study.plan.objective in best.last_metrics:
+                line += f"  best {study.plan.name}: {best.last_metrics[study.plan.objective]:.4g}"
         if self.tty:
             self.stream.write("\r" + line[:160].ljust(160))
         else:

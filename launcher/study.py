@@ -57,6 +57,7 @@ class TrialState:
     candidate: Any = None         # the nevergrad candidate, for tell
     infra_retries: int = 0
     ingested_lines: int = 0
+    job_seconds: float = 0.0      # wall time of its completed segments
     last_metrics: dict[str, float] = field(default_factory=dict)
 
 

@@ -164,3 +164,36 @@ def test_local_backend_runs_trials_as_processes(write_sweep, tmp_path):
     results = [json.loads((out / "trials" / r.data.tags["launcher.trial"] / "result.json").read_text())
                for r in trials]
     assert all(res["metrics"]["test_mse"] > 0 for res in results)
+
+
+def test_dlinear_tuned_with_asha_on_real_data_reports_test_at_best_val(write_sweep, tmp_path, capsys):
+    out = tmp_path / "out"
+    sweep = write_sweep(f"""
+name: small
+out: {out}
+tasks:
+  - dataset: ETTh1
+    horizons: [24]
+    context: 96
+methods:
+  dlinear: {{max_windows_per_epoch: 300}}
+search:
+  trials: 4
+  scheduler: {{type: asha, eta: 2, grace: 1, max_epochs: 2}}
+executor: {{backend: inline, workers: 2}}
+""")
+    assert main(["sweep", str(sweep)]) == 0
+    client, runs = trial_runs(out)
+    trials = [r for r in runs if r.data.tags["launcher.kind"] == "trial"]
+    assert len(trials) == 4
+    selected = [r for r in trials if r.data.tags.get("launcher.selected") == "true"]
+    assert len(selected) == 1
+    run = selected[0]
+    # the reported test metric is the one at the epoch with the best validation MSE
+    val = client.get_metric_history(run.info.run_id, "val_mse")
+    test = client.get_metric_history(run.info.run_id, "test_mse_last")
+    best_epoch = min(val, key=lambda m: (m.value, m.step)).step
+    expected = next(m.value for m in test if m.step == best_epoch)
+    assert run.data.metrics["test_mse"] == pytest.approx(expected, rel=1e-12)
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ETTh1-24 |"))
+    assert f"{expected:.4f}" in row
