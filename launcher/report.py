@@ -252,6 +252,9 @@ def load_report(folders: Sequence[Path] | Path, references: Sequence[Path] = (),
     folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
     sweeps = [_load_sweep(f, i) for i, f in enumerate(folders)]
     tasks = list(dict.fromkeys(t for s in sweeps for t in s["tasks"]))
+    datasets = list(dict.fromkeys(t.rsplit("-", 1)[0] for t in tasks))    # rows: dataset, then horizon
+    tasks.sort(key=lambda t: (datasets.index(t.rsplit("-", 1)[0]), int(t.rsplit("-", 1)[1])
+                              if t.rsplit("-", 1)[-1].isdigit() else 0))
     columns, label_of = _columns(sweeps)
     cells, costs = {}, {c.name: Cost() for c in columns}
     params, notes = {c.name: set() for c in columns}, {c.name: set() for c in columns}

@@ -88,18 +88,17 @@ def _metric_blocks(report: Report, metric: Metric) -> list[tuple]:
         rows.append([task] + texts)
     agg = aggregates(report, metric)
 
-    def average(c: Column) -> str:
-        scores = agg[c.name].scores
-        return _mean(scores, 4) + ("" if len(scores) in (0, n_tasks) else f" ({len(scores)}/{n_tasks} tasks)")
+    def over(values: list[float], digits: int, how=statistics.fmean) -> str:    # "(k/n tasks)" when partial
+        return _mean(values, digits, how) + ("" if len(values) in (0, n_tasks) else f" ({len(values)}/{n_tasks} tasks)")
 
-    rows.append(["average"] + [average(c) for c in columns])
-    rows.append(["average rank"] + [DASH if c.published else _mean(agg[c.name].ranks, 2) for c in columns])
+    rows.append(["average"] + [over(agg[c.name].scores, 4) for c in columns])
+    rows.append(["average rank"] + [DASH if c.published else over(agg[c.name].ranks, 2) for c in columns])
     if report.references:
-        rows.append(["average rank incl. published"] + [_mean(agg[c.name].ranks_all, 2) for c in columns])
+        rows.append(["average rank incl. published"] + [over(agg[c.name].ranks_all, 2) for c in columns])
     if report.baseline:
         for name, how in (("mean", statistics.fmean), ("median", statistics.median)):
             rows.append([f"{name} % better than {report.baseline}"]
-                        + [_mean(agg[c.name].gains, 2, how) for c in columns])
+                        + [over(agg[c.name].gains, 2, how) for c in columns])
     return [("h2", f"{metric.label} ({better} is better)"), ("table", ["task"] + [label(c) for c in columns], rows)]
 
 
@@ -162,7 +161,8 @@ def document(report: Report, figures=()) -> list[tuple]:
                         f"mean over seeds ± the half-width of the {CONFIDENCE:.0%} t-interval, n = seeds; "
                         f"\"(1 seed)\": a single seed, no interval; † deterministic method, run once (seeds would "
                         f"not change it). **Bold**: best of this report's own columns in the row. Failed, missing "
-                        f"and pending cells are shown as such, never dropped."))
+                        f"and pending cells are shown as such, never dropped; \"(k/n tasks)\": an aggregate over "
+                        f"the k tasks where the column has a result."))
     for metric in report.metrics:
         blocks.extend(_metric_blocks(report, metric))
     blocks.extend(_cost_blocks(report))
