@@ -50,7 +50,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     """Two-sided t interval of the mean: mean +/- t(0.5 + c/2, n-1) * s / sqrt(n); None for n < 2."""
     if len(values) < 2:
         return None
-    from scipy.stats import t     # scipy comes with statsmodels, a declared dependency
+    from scipy.stats import t     # scipy: required by mlflow and statsmodels
 
     mean = statistics.fmean(values)
     half = float(t.ppf(0.5 + confidence / 2, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))

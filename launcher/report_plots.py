@@ -112,15 +112,16 @@ def figure_data_vs_improvement(report: Report) -> Figure | None:
             interval = t_interval(gains)
             half = 0.0 if interval is None else (interval[1] - interval[0]) / 2
             points.append((column, index, x, statistics.fmean(gains), half))
-    fig = _new_figure(7.0, 4.5)
+    fig = _new_figure(8.0, 4.5)
     ax = fig.add_subplot()
     ax.axhline(0.0, color="#999999", linewidth=0.8)
     for column, index, x, y, half in points:
+        same = [p[0].name for p in points if p[2] == x]          # dodge points of equal data size
+        dodge = 10 ** (0.025 * (same.index(column.name) - (len(same) - 1) / 2))
         marker = "D" if column.published else "^" if "FM" in column.kind else "s" if column.kind == "baseline" else "o"
         color = PALETTE[index % len(PALETTE)]
-        ax.errorbar([x], [y], yerr=[[half], [half]], fmt=marker, color=color, capsize=3,
+        ax.errorbar([x * dodge], [y], yerr=[[half], [half]], fmt=marker, color=color, capsize=3,
                     markerfacecolor="none" if column.published else color, label=column.name)
-        ax.annotate(column.name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("data used (observations, log scale)")
     ax.set_ylabel(f"mean % improvement of {metric.label} over {report.baseline}")
@@ -129,10 +130,13 @@ def figure_data_vs_improvement(report: Report) -> Figure | None:
         xs = [p[2] for p in points]
         ax.set_xlim(min(xs) / 3, max(xs) * 3)
     ax.grid(True, which="major", linewidth=0.3)
+    if points:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     caption = (f"Figure 1: data used by each method (training observations = (train + val rows) x channels, "
                f"averaged over its tasks; a foundation model: its pretraining observations) vs. its mean % "
                f"improvement of {metric.label} over `{report.baseline}` across tasks; bars: 95% t-interval "
-               f"over tasks. Hollow diamonds: published numbers.")
+               f"over tasks. Hollow diamonds: published numbers. Points of equal data size are spread 0.025 decade apart along x "
+               f"so that none hides another.")
     return Figure("report_figure1.png", "Figure 1: data used vs. improvement", caption, _png(fig), notes)
 
 

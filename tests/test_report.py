@@ -5,7 +5,6 @@ them with `REGEN=1 pytest tests/test_report.py` and read the diff before committ
 (t-intervals, % improvement, ranks, cost) is checked against scipy or by hand, separately.
 """
 import json
-import math
 import os
 from pathlib import Path
 
