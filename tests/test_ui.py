@@ -65,6 +65,14 @@ def test_ui_shows_the_sweep_experiment_with_its_trial_runs(write_sweep, tmp_path
         stop_ui(server)
     assert server.poll() is not None
 
+    # the self-contained HTML report, in the same browser, with no server at all
+    html = out / "report.html"
+    shot = tmp_path / "report.png"
+    browse(html.as_uri(), f"--screenshot={shot}")
+    assert shot.exists() and shot.stat().st_size > 20_000
+    page = browse(html.as_uri(), "--dump-dom").stdout
+    assert "ETTh1-24" in page and "seasonal_naive" in page and "<img" in page   # table and embedded plots
+
 
 def test_ui_on_a_folder_that_is_not_a_sweep_exits_2(tmp_path, capsys):
     assert main(["ui", str(tmp_path)]) == 2
