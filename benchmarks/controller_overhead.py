@@ -5,7 +5,7 @@ of N `synthetic` trials that do no work (seconds_per_epoch 0, 1 epoch, no ASHA),
 Nothing in the library is replaced; three thin timers are wrapped around it:
   * make_executor -> the real LocalExecutor, with submit() / outcome() time-stamped,
   * the Tracker methods the controller calls (MLflow writes; outermost calls only),
-  * the controller's time.sleep (the poll wait, POLL_SECONDS per empty poll).
+  * the controller's time.sleep (the poll wait, the executor's poll_seconds per empty poll).
 Baseline, measured in the same run: a bare `python -c "import launcher.trial"` subprocess (median of 5).
 
 Split of the steady wall time per trial W = (last ingest - first submit) / N:
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import launcher.controller as controller_mod  # noqa: E402
+from launcher.executors import LocalExecutor  # noqa: E402
 from launcher.config import load_sweep  # noqa: E402
 from launcher.tracking import Tracker  # noqa: E402
 
@@ -156,7 +157,7 @@ def main() -> int:
     n, w = args.trials, args.workers
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     print(f"{n} no-op synthetic trials (0 s/epoch, 1 epoch), backend local (submitit LocalExecutor), "
-          f"{w} workers, POLL_SECONDS={controller_mod.POLL_SECONDS}\n")
+          f"{w} workers, poll interval={LocalExecutor.poll_seconds}s\n")
     bare = subprocess_seconds("pass")
     baseline = subprocess_seconds("import launcher.trial")
     with_submitit = subprocess_seconds("import submitit, submitit.core._submit, launcher.trial, "

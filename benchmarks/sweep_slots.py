@@ -11,7 +11,7 @@ Definitions (window W = [first submit, submit of the last new trial]; the final 
   busy(slot)  = union of [submit, outcome() call] intervals of that slot, clipped to W
   idle        = 1 - sum busy / (slots x |W|)      <- the headline number (target < 5 %)
   not working = 1 - sum [submit, job end] / (slots x |W|): also counts the poll latency, i.e. the
-                time a finished job holds its slot until the controller notices it (POLL_SECONDS)
+                time a finished job holds its slot until the controller notices it (the executor's poll_seconds)
 The batch-synchronous loop (ask 4, wait for all 4, repeat) is simulated on the same durations with
 zero overhead; its idle over its own window is 1 - 13/40 = 67.5 % by construction.
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import launcher.controller as controller_mod  # noqa: E402
 from launcher.config import load_sweep  # noqa: E402
-from launcher.executors import Handle, Outcome  # noqa: E402
+from launcher.executors import LocalExecutor, Handle, Outcome  # noqa: E402
 from launcher.tracking import Tracker  # noqa: E402
 from launcher.trial import run_trial  # noqa: E402
 
@@ -133,10 +133,10 @@ def overlap(a: float, b: float, lo: float, hi: float) -> float:
 
 def measure_controller(unit: float, poll_seconds: float | None) -> dict:
     executor = ThreadExecutor(unit)
-    saved = (controller_mod.make_executor, controller_mod.POLL_SECONDS)
+    # as shipped, a background executor is polled like the local backend's processes
+    executor.poll_seconds = LocalExecutor.poll_seconds if poll_seconds is None else poll_seconds
+    saved = controller_mod.make_executor
     controller_mod.make_executor = lambda *args, **kwargs: executor
-    if poll_seconds is not None:
-        controller_mod.POLL_SECONDS = poll_seconds
     spent: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp, timed_tracker(spent), contextlib.redirect_stderr(io.StringIO()):
@@ -147,7 +147,7 @@ def measure_controller(unit: float, poll_seconds: float | None) -> dict:
             summary = controller_mod.Controller(spec, echo=lambda *_: None).run()
             total = time.perf_counter() - started
     finally:
-        controller_mod.make_executor, controller_mod.POLL_SECONDS = saved
+        controller_mod.make_executor = saved
     jobs = list(executor.jobs.values())
     assert summary["done"] == TRIALS and len(jobs) == TRIALS, summary
     t0 = min(j["submit"] for j in jobs)
@@ -163,7 +163,7 @@ def measure_controller(unit: float, poll_seconds: float | None) -> dict:
     for slot in range(SLOTS):
         mine = [j for j in ordered if j["slot"] == slot]
         gaps += [b["submit"] - a["ingest"] for a, b in zip(mine, mine[1:])]
-    return {"poll": controller_mod.POLL_SECONDS if poll_seconds is None else poll_seconds,
+    return {"poll": executor.poll_seconds,
             "window": window, "total": total, "idle": 1 - busy / capacity, "not_working": 1 - work / capacity,
             "poll_share": poll_wait / capacity, "gap_ms": 1000 * sum(gaps) / max(1, len(gaps)),
             "mlflow_ms": 1000 * sum(spent) / TRIALS}
@@ -195,15 +195,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--unit", type=float, default=0.15, help="seconds per duration unit")
     parser.add_argument("--diagnostic-poll", type=float, default=0.02,
-                        help="also run with controller.POLL_SECONDS monkeypatched to this (0: skip)")
+                        help="also run with the executor's poll interval set to this (0: skip)")
     args = parser.parse_args()
     durations = [CYCLE[i % len(CYCLE)] for i in range(TRIALS)]
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     print(f"{SLOTS} slots, {TRIALS} trials, durations cycle {CYCLE} units, unit = {args.unit:.3f} s; "
           "window = first submit .. last new trial's submit (final drain excluded)\n")
-    rows = [("Controller loop (real, POLL_SECONDS as shipped)", measure_controller(args.unit, None))]
+    rows = [("Controller loop (real, poll interval as shipped)", measure_controller(args.unit, None))]
     if args.diagnostic_poll > 0:
-        rows.append((f"Controller loop, POLL_SECONDS -> {args.diagnostic_poll} (diagnostic)",
+        rows.append((f"Controller loop, poll interval -> {args.diagnostic_poll} (diagnostic)",
                      measure_controller(args.unit, args.diagnostic_poll)))
     greedy, batch = simulate(durations, batch=False), simulate(durations, batch=True)
     header = f"{'loop':<52} {'window s':>9} {'idle':>7} {'not working':>12} {'poll wait':>10} {'ctl gap ms':>11} {'mlflow ms':>10}"
@@ -218,7 +218,8 @@ def main() -> int:
               f"{'-':>10} {'-':>11} {'-':>10}")
     print("\nidle        = 1 - sum(submit..ingest per slot) / (slots x window)")
     print("not working = 1 - sum(submit..job end) / (slots x window)  (adds the poll latency)")
-    print("poll wait   = share of capacity where a finished job waited to be noticed by poll()")
+    print("poll wait   = share of capacity where a finished job waited to be noticed by poll() "
+          "(controller asleep, or busy ingesting others)")
     print("ctl gap ms  = mean time from ingest (outcome()) to the next submit on the same slot")
     print("mlflow ms   = controller time inside Tracker calls per trial (submit + ingest + finish)\n")
     real = rows[0][1]

@@ -36,7 +36,6 @@ from .study import Study, StudyPlan, TrialState
 from .tracking import Tracker, default_uri
 from .trial import TrialSpec
 
-POLL_SECONDS = 0.2
 MIN_FAILURES_TO_PAUSE = 3
 MAX_INFRA_RETRIES = 3
 # Keys that may change between runs on one folder without changing what the results mean.
@@ -420,7 +419,7 @@ class Controller:
                     self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome)
                 progress.show(len(self.live), len(self.queue), ended[-1].trial.study if ended else None)
                 if not ended:
-                    time.sleep(POLL_SECONDS)
+                    time.sleep(executor.poll_seconds)
         finally:
             progress.close()
             for item in self.live:     # interrupted: leave no orphan processes behind
