@@ -16,6 +16,10 @@ def get_method(name: str) -> Method | EpochMethod:
         from .dlinear import DLinearMethod
 
         return DLinearMethod()
+    if name == "auto_arima":
+        from .arima import AutoARIMAMethod
+
+        return AutoARIMAMethod()
     from .forecasting import AutoARMethod, FracastMethod, NaiveMethod, SeasonalNaiveMethod
 
     registry = {cls.name: cls for cls in (AutoARMethod, NaiveMethod, SeasonalNaiveMethod, FracastMethod)}

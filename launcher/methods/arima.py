@@ -1,0 +1,60 @@
+"""Auto-ARIMA, the paper's baseline: statsforecast AutoARIMA per channel, fitted on train+val.
+
+Scored like every forecasting method (`tasks.timeseries.evaluate_forecaster` over the test windows,
+every channel a sample); each test context goes through the fitted model's `forward`, so the orders
+and coefficients are those chosen on train+val and only the filter state follows the context.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .base import Method, MethodResult, Report
+
+
+class AutoARIMAMethod(Method):
+    name = "auto_arima"
+
+    def run(self, task: Any, params: dict[str, Any], report: Report) -> MethodResult:
+        from models.arima import AutoARIMAForecaster, resolve_season_length
+        from tasks.timeseries import DATASETS, evaluate_forecaster
+
+        notes: list[str] = []
+        season, season_note = resolve_season_length(params["season_length"], DATASETS[task.dataset].season)
+        if season_note:
+            notes.append(season_note)
+
+        series = task.train_val()
+        max_fit_rows = params["max_fit_rows"]
+        if max_fit_rows is not None and max_fit_rows < len(series):
+            series = series[-int(max_fit_rows):]
+            notes.append(f"fitted on the last {len(series)} of the {len(task.train_val())} train+val rows "
+                         f"(max_fit_rows, a CPU budget); the paper fits on all of them")
+
+        model = AutoARIMAForecaster(season_length=season)
+        model.fit(series)
+        # One line per channel (step = channel): how long its search took, the AICc of the chosen
+        # model, and how many candidate fits stopped with a "possible convergence problem".
+        for channel, (seconds, aicc, warned) in enumerate(zip(model.fit_seconds_, model.aicc(),
+                                                                model.convergence_warnings_)):
+            report(channel, {"fit_seconds": float(seconds), "aicc": aicc, "convergence_warnings": float(warned)})
+
+        stride = int(params["eval_stride"])
+        started = time.perf_counter()
+        scores = evaluate_forecaster(lambda contexts: model.forecast(contexts, task.horizon), task.test,
+                                     task.context, task.horizon, window_stride=stride)
+        forecast_seconds = time.perf_counter() - started
+        if stride > 1:
+            notes.append(f"scored on every {stride}th test window only (its window count per task is "
+                         f"the MLflow metric test_windows); the other methods use all windows")
+
+        metrics = {
+            "test_mse": scores["mse"], "test_mae": scores["mae"], "test_windows": float(scores["n_windows"]),
+            "fit_seconds": float(sum(model.fit_seconds_)), "fit_rows": float(len(series)),
+            "forecast_seconds": forecast_seconds,
+            "forecast_ms_per_window": 1000.0 * forecast_seconds / scores["n_windows"],
+            "convergence_warnings": float(sum(model.convergence_warnings_)),
+        }
+        info = {"season_length": season, "eval_stride": stride, "max_fit_rows": max_fit_rows,
+                "orders": model.orders_text()}
+        return MethodResult(metrics=metrics, n_parameters=model.n_parameters, info=info, notes=notes)

@@ -1,0 +1,125 @@
+import math
+
+import numpy as np
+import pytest
+
+from models.arima import MAX_AUTO_SEASON, AutoARIMAForecaster, resolve_season_length
+from models.naive import naive_forecast
+from tasks.timeseries import evaluate_forecaster
+
+
+def ar1(phi: float, n: int, rng: np.random.Generator, scale: float = 1.0, mean: float = 0.0) -> np.ndarray:
+    x = np.zeros(n)
+    noise = rng.standard_normal(n) * scale
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + noise[t]
+    return x + mean
+
+
+@pytest.fixture(scope="module")
+def ar1_fit():
+    x = ar1(0.8, 1600, np.random.default_rng(0))
+    return x, AutoARIMAForecaster().fit(x[:1200, None])
+
+
+def test_beats_naive_on_ar1_and_one_step_forecast_is_phi_x(ar1_fit):
+    x, model = ar1_fit
+    test = x[1200:, None]
+    arima = evaluate_forecaster(lambda c: model.forecast(c, 8), test, 64, 8, window_stride=4)
+    naive = evaluate_forecaster(lambda c: naive_forecast(c, 8), test, 64, 8, window_stride=4)
+    assert arima["mse"] < 0.8 * naive["mse"]
+
+    contexts = np.lib.stride_tricks.sliding_window_view(x[1200:], 64)[::10]
+    one_step = model.forecast_channel(0, contexts, 1)[:, 0]
+    np.testing.assert_allclose(one_step, 0.8 * contexts[:, -1], atol=0.2)
+    assert np.abs(one_step - 0.8 * contexts[:, -1]).mean() < 0.06
+    assert model.n_parameters >= 1 and model.orders()[0][0][1] == 0  # stationary: d = 0
+
+
+def test_forecast_maps_rows_to_channels_like_evaluate_forecaster():
+    # Two channels with opposite dynamics and scales: a slow positive AR around +3, and a fast
+    # oscillating one around -2. A model applied to the wrong channel's rows would be far off.
+    rng = np.random.default_rng(1)
+    series = np.stack([ar1(0.95, 900, rng, 0.3, 3.0), ar1(-0.7, 900, rng, 2.0, -2.0)], axis=1)
+    model = AutoARIMAForecaster().fit(series[:600])
+    test, context, horizon = series[600:], 48, 6
+
+    # Small batches: the rows reach the forecaster in several blocks, each of whole windows.
+    whole = evaluate_forecaster(lambda c: model.forecast(c, horizon), test, context, horizon,
+                                window_stride=3, max_batch_values=2_000)
+    per_channel = [evaluate_forecaster(lambda c, ch=ch: model.forecast_channel(ch, c, horizon),
+                                       test[:, [ch]], context, horizon, window_stride=3) for ch in range(2)]
+    weights = [s["n_values"] for s in per_channel]
+    assert whole["n_values"] == sum(weights)
+    for metric in ("mse", "mae"):
+        combined = sum(s[metric] * w for s, w in zip(per_channel, weights)) / sum(weights)
+        assert math.isclose(whole[metric], combined, rel_tol=1e-12)
+
+    swapped = AutoARIMAForecaster()
+    swapped.models_ = model.models_[::-1]
+    wrong = evaluate_forecaster(lambda c: swapped.forecast(c, horizon), test, context, horizon, window_stride=3)
+    assert wrong["mse"] > 3 * whole["mse"]
+
+
+@pytest.mark.parametrize("case", ["mean", "drift", "d2", "seasonal"])
+def test_batched_mean_forecast_equals_statsforecast_forward(case):
+    rng = np.random.default_rng(3)
+    t = np.arange(400)
+    x, kwargs, season = {
+        "mean": (ar1(0.6, 400, rng) + 5.0, {}, 1),                                         # intercept
+        "drift": (0.05 * t + 0.3 * np.cumsum(rng.standard_normal(400)) + ar1(0.5, 400, rng), {"d": 1}, 1),
+        "d2": (0.01 * np.cumsum(np.cumsum(rng.standard_normal(400))), {"d": 2}, 1),        # no coefficients
+        "seasonal": (3 * np.sin(2 * np.pi * t / 4) + ar1(0.5, 400, rng), {}, 4),
+    }[case]
+    model = AutoARIMAForecaster(season_length=season, **kwargs).fit(x[:300, None])
+    if case == "drift":
+        assert "drift" in model.models_[0].model_["coef"]
+    if case == "seasonal":
+        assert model.orders()[0][2] == 4
+    contexts = np.lib.stride_tricks.sliding_window_view(x[250:], 64)[::7]
+    contexts = np.vstack([contexts, np.full((1, 64), 1.5)])  # a constant context is repeated
+    expected = np.stack([model.models_[0].forward(y=c, h=30)["mean"] for c in contexts])
+    np.testing.assert_allclose(model.forecast_channel(0, contexts, 30), expected, rtol=1e-10, atol=1e-12)
+    assert model.library_fallbacks_ == 0
+
+
+def test_forecast_rejects_rows_that_are_not_whole_windows(ar1_fit):
+    _, model = ar1_fit
+    two = AutoARIMAForecaster()
+    two.models_ = [model.models_[0]] * 2
+    with pytest.raises(ValueError, match="window-major"):
+        two.forecast(np.zeros((3, 32)), 4)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        AutoARIMAForecaster().forecast(np.zeros((2, 32)), 4)
+
+
+def test_resolve_season_length():
+    assert resolve_season_length(7, 144) == (7, None)
+    assert resolve_season_length(None, 24) == (24, None)
+    assert resolve_season_length(None, 5) == (5, None)
+    season, note = resolve_season_length(None, 96)
+    assert season == 1 and "cap" in note and str(MAX_AUTO_SEASON) in note
+    with pytest.raises(ValueError):
+        resolve_season_length(0, 24)
+
+
+def test_method_runs_on_embedded_etth1_with_stride_and_fit_rows():
+    from launcher.methods import get_method
+    from launcher.methods.params import DETERMINISTIC, METHOD_KIND, METHOD_PARAMS
+    from tasks.timeseries import load_forecast_task
+
+    assert METHOD_KIND["auto_arima"] == "baseline" and "auto_arima" in DETERMINISTIC
+    params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
+    params.update(eval_stride=700, max_fit_rows=256)
+    task = load_forecast_task("ETTh1", 24)
+    lines = []
+    result = get_method("auto_arima").run(task, params, lambda step, m: lines.append((step, m)))
+
+    m = result.metrics
+    assert np.isfinite(m["test_mse"]) and np.isfinite(m["test_mae"]) and m["test_mse"] > 0
+    assert m["test_windows"] == len(range(0, task.n_test_windows, 700)) and m["fit_rows"] == 256
+    assert [step for step, _ in lines] == list(range(task.n_channels))
+    assert result.n_parameters > 0 and result.info["season_length"] == 1
+    assert len(result.info["orders"].split(";")) == task.n_channels
+    assert any("every 700th test window" in note for note in result.notes)
+    assert any("last 256 of the" in note for note in result.notes)
