@@ -189,6 +189,7 @@ def best(reports: list[tuple]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--optimizer", default=DEFAULT_OPTIMIZER, help="the tuned arm (default: the launcher's default)")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--processes", type=int, default=2, help="table build only")
@@ -207,7 +208,7 @@ def main() -> int:
     print(f"  best_val_mse at epoch {meta['epochs']}: grid best {finals[0]:.4f}, "
           f"median {statistics.median(finals):.4f}, worst {finals[-1]:.4f}")
     print(f"sweeps: {args.trials} trials, ASHA eta 2 grace 1 max_epochs {sur.epochs}, {args.workers} async workers, "
-          f"{args.seeds} seeds; arms {DEFAULT_OPTIMIZER} (seed s) vs RandomSearch "
+          f"{args.seeds} seeds; arms {args.optimizer} (seed s) vs RandomSearch "
           f"(seed {'s' if args.same_seed else 's + 1, as launcher.plan'})\n")
 
     header = (f"{'seed':>4} | {'RS best val':>11} {'test@best':>9} {'E_rs':>5} {'epochs':>6} | "
@@ -216,22 +217,22 @@ def main() -> int:
     rows = []
     for seed in range(args.seeds):
         rs = simulate(sur, "RandomSearch", seed + (0 if args.same_seed else 1), args.trials, args.workers)
-        opt = simulate(sur, DEFAULT_OPTIMIZER, seed, args.trials, args.workers)
+        opt = simulate(sur, args.optimizer, seed, args.trials, args.workers)
         e_rs, e_opt = epochs_to_reach(rs, best(rs)[0]), epochs_to_reach(opt, best(rs)[0])
         saving = -math.inf if e_opt is None else 1 - e_opt / e_rs
         rows.append({"rs": best(rs), "opt": best(opt), "saving": saving, "epochs_rs": len(rs), "epochs_opt": len(opt)})
         print(f"{seed:>4} | {best(rs)[0]:>11.4f} {best(rs)[1]:>9.4f} {e_rs:>5} {len(rs):>6} | "
               f"{best(opt)[0]:>12.4f} {best(opt)[1]:>9.4f} {e_opt or 'never':>5} "
               f"{len(opt):>6} | {('never' if e_opt is None else f'{saving:+.0%}'):>7}")
-    print(f"\nRS = RandomSearch + ASHA, OPT = {DEFAULT_OPTIMIZER} + ASHA; E_rs / E_opt: epochs consumed until RS's "
+    print(f"\nRS = RandomSearch + ASHA, OPT = {args.optimizer} + ASHA; E_rs / E_opt: epochs consumed until RS's "
           "final best val is first matched; epochs: the sweep's total\n")
     print(f"{'arm':<26} {'median best val':>15} {'mean best val':>13} {'median test@best':>16} {'median epochs':>13}")
-    for arm, name in (("rs", "RandomSearch + ASHA"), ("opt", f"{DEFAULT_OPTIMIZER} + ASHA")):
+    for arm, name in (("rs", "RandomSearch + ASHA"), ("opt", f"{args.optimizer} + ASHA")):
         print(f"{name:<26} {statistics.median(r[arm][0] for r in rows):>15.4f} "
               f"{statistics.mean(r[arm][0] for r in rows):>13.4f} {statistics.median(r[arm][1] for r in rows):>16.4f} "
               f"{statistics.median(r['epochs_' + arm] for r in rows):>13.0f}")
     if getattr(simulate, "population", None):
-        print(f"\nnote: {DEFAULT_OPTIMIZER}'s population is {simulate.population}: its first {simulate.population} "
+        print(f"\nnote: {args.optimizer}'s population is {simulate.population}: its first {simulate.population} "
               f"of the {args.trials} asks are random draws (the same draws as RandomSearch with the same seed); "
               f"only {max(0, args.trials - simulate.population)} asks are evolved")
     savings = [r["saving"] for r in rows]
@@ -240,7 +241,7 @@ def main() -> int:
           f"{sum(-math.inf < x < 0 for x in savings)}, never reached RS's best {sum(x == -math.inf for x in savings)}"
           " (never counts as -inf saving)")
     shown = "-inf (never reached in at least half the seeds)" if median == -math.inf else f"{median:+.1%}"
-    print(f"median relative saving of {DEFAULT_OPTIMIZER} over RandomSearch (fewer epochs is positive): {shown}; "
+    print(f"median relative saving of {args.optimizer} over RandomSearch (fewer epochs is positive): {shown}; "
           f"target >= {TARGET_SAVING:.0%}: " + ("MET" if median >= TARGET_SAVING else "MISSED"))
     return 0
 
