@@ -192,23 +192,20 @@ class Controller:
                 in_flight[event["trial_id"]] = event["until_epoch"]
             elif kind == "ingesting":
                 ingest_round = list(event["trial_ids"])
-            elif kind == "segment_done":
+            elif kind in ("segment_done", "trial_failed"):
+                # the segment ended: it is no longer running, nor waiting in an ingest round
                 if event["trial_id"] in ingest_round:
                     ingest_round.remove(event["trial_id"])
                 study = owner[event["trial_id"]]
                 trial = study.trials[event["trial_id"]]
                 in_flight.pop(trial.trial_id, None)
+            if kind == "segment_done":
                 trial.ingested_lines = event["lines"]
                 trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
                 decision, next_epoch, loss = study.segment_done(trial, event["until_epoch"], event["metrics"],
                                                                 study.plan.objective)
-                self._after_decision(study, trial, decision, next_epoch, loss, replaying=True)
+                self._after_decision(study, trial, decision, next_epoch, loss)
             elif kind == "trial_failed":
-                if event["trial_id"] in ingest_round:
-                    ingest_round.remove(event["trial_id"])
-                study = owner[event["trial_id"]]
-                trial = study.trials[event["trial_id"]]
-                in_flight.pop(trial.trial_id, None)
                 if event["retry"]:
                     trial.infra_retries += 1
                     self.queue.appendleft((trial, event["until_epoch"]))
@@ -233,7 +230,7 @@ class Controller:
 
     # ------------------------------------------------------------------ decisions
     def _after_decision(self, study: Study, trial: TrialState, decision: str, next_epoch: int | None,
-                        loss: float | None, *, replaying: bool = False) -> None:
+                        loss: float | None) -> None:
         """In-memory consequences of a journalled decision (the same live and on replay)."""
         if decision == "continue":
             self.queue.append((trial, next_epoch))
