@@ -40,7 +40,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _run(spec, *, dry_run: bool) -> int:
-    from .controller import Controller, check_data, describe_plan
+    from .controller import Controller
+    from .preflight import check_data, describe_plan
 
     check_data(spec)
     if dry_run:
