@@ -258,6 +258,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def read_record(folder: str | Path) -> dict:
+    """The resolved spec a sweep folder recorded (`sweep.json`), or one clear error."""
+    import json
+
+    recorded = Path(folder) / "sweep.json"
+    if not recorded.exists():
+        raise SpecError(f"{folder} is not a sweep folder (no sweep.json)",
+                        hint="pass the output folder of `launcher sweep`")
+    return json.loads(recorded.read_text())
+
+
 def load_recorded_sweep(folder: str | Path, *, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
     """The sweep recorded in `folder/sweep.json`, validated again, for `launcher resume DIR`.
 
@@ -265,16 +276,10 @@ def load_recorded_sweep(folder: str | Path, *, overrides: Mapping[str, Any] | No
     defaults filled) and loaded through `load_sweep`, so a hand-edited record gets the same checks
     and file:line errors as any sweep file.
     """
-    import json
-
     import yaml
 
     folder = Path(folder)
-    recorded = folder / "sweep.json"
-    if not recorded.exists():
-        raise SpecError(f"{folder} is not a sweep folder (no sweep.json)",
-                        hint="pass the output folder of `launcher sweep`")
-    record = json.loads(recorded.read_text())
+    record = read_record(folder)
     methods = {}
     for method in record["methods"]:
         entry = dict(method["params"])

@@ -17,7 +17,8 @@ from typing import Sequence
 
 from .errors import SpecError
 from .methods.params import DETERMINISTIC, METHOD_KIND
-from .tracking import Tracker, default_uri
+from .config import read_record
+from .tracking import Tracker, recorded_uri
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,7 @@ def _state(folder: Path) -> str:
 
 
 def _load_sweep(folder: Path, index: int) -> dict:
-    if not (folder / "sweep.json").exists():
-        raise SpecError(f"{folder} is not a sweep folder (no sweep.json)", hint="pass the --out folder of a `launcher sweep` run")
-    spec = json.loads((folder / "sweep.json").read_text())
+    spec = read_record(folder)
     tasks = [f"{t['dataset']}-{h}" for t in spec["tasks"] for h in t["horizons"]]
     if (folder / "plan.json").exists():
         plan = json.loads((folder / "plan.json").read_text())
@@ -159,7 +158,7 @@ def _load_sweep(folder: Path, index: int) -> dict:
     cells = {(m.name, t, c): Cell() for m in METRICS for t, c in expected}
     params, notes, costs = ({c: set() for c in columns}, {c: set() for c in columns}, {c: Cost() for c in columns})
     state = _state(folder)
-    tracker = Tracker((spec.get("tracking") or {}).get("uri") or default_uri(folder), spec["name"])
+    tracker = Tracker(recorded_uri(spec, folder), spec["name"])
     for run in tracker.runs(kind="trial"):
         tags, status, metrics = run.data.tags, run.info.status, run.data.metrics
         task, column = tags.get("launcher.task"), tags.get("launcher.column", tags.get("launcher.method"))

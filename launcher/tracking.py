@@ -23,6 +23,11 @@ def default_uri(out: Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
 
 
+def recorded_uri(record: dict, folder: Path) -> str:
+    """The tracking URI of a recorded sweep: its `tracking.uri`, else the SQLite file in its folder."""
+    return (record.get("tracking") or {}).get("uri") or default_uri(folder)
+
+
 def _flatten(prefix: str, value: Any, into: dict[str, str]) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():

@@ -17,7 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from .errors import SpecError
-from .tracking import default_uri
+from .config import read_record
+from .tracking import recorded_uri
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -28,12 +29,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def store_of(folder: Path) -> tuple[str, str]:
     """(tracking URI, experiment name) of a sweep folder."""
-    recorded = Path(folder) / "sweep.json"
-    if not recorded.exists():
-        raise SpecError(f"{folder} is not a sweep folder (no sweep.json)",
-                        hint="pass the output folder of `launcher sweep`")
-    spec = json.loads(recorded.read_text())
-    return (spec.get("tracking") or {}).get("uri") or default_uri(Path(folder)), spec["name"]
+    record = read_record(folder)
+    return recorded_uri(record, Path(folder)), record["name"]
 
 
 def start_ui(folder: Path, *, host: str = "127.0.0.1", port: int | None = None,

@@ -10,12 +10,8 @@ Each bad spec states what it expects in its header comment:
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
-import subprocess
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -24,41 +20,13 @@ from launcher import config
 from launcher.config import (ExecutorSpec, MethodSpec, ReportSpec, SchedulerSpec, SearchSpec,
                              SweepSpec, TaskSpec, TrackingSpec, load_sweep, spec_to_dict)
 from launcher.errors import SpecError
-from launcher.methods.params import DEFAULT_SPACES, METHOD_PARAMS, MULTI_FIDELITY
+from launcher.methods.params import METHOD_PARAMS
+
+from tests.spec_fixtures import (FAKE_DATASETS, _Info, HAVE_REAL_DATASETS, MINIMAL, datasets,  # noqa: F401 (fixtures)
+                                  layout, registry, write_spec)
 
 BAD = Path(__file__).parent / "bad_specs"
 BAD_SPECS = sorted(BAD.glob("*.yaml"))
-
-_Info = types.SimpleNamespace
-FAKE_DATASETS = {
-    "ETTh1": _Info(horizons=(96, 192, 336, 720), context=512),
-    "ETTh2": _Info(horizons=(96, 192, 336, 720), context=512),
-    "ETTm1": _Info(horizons=(96, 192, 336, 720), context=512),
-    "ETTm2": _Info(horizons=(96, 192, 336, 720), context=512),
-    "illness": _Info(horizons=(24, 36, 48, 60), context=96),
-}
-HAVE_REAL_DATASETS = importlib.util.find_spec("tasks.timeseries") is not None
-
-
-@pytest.fixture(autouse=True)
-def datasets(monkeypatch):
-    """The real registry when tasks.timeseries exists, otherwise a fake with the same shape."""
-    if HAVE_REAL_DATASETS:
-        return config.known_datasets()
-    monkeypatch.setattr(config, "known_datasets", lambda: FAKE_DATASETS)
-    return FAKE_DATASETS
-
-
-@pytest.fixture(params=["fake", "real"])
-def registry(request, monkeypatch):
-    """Run a test once against the fake registry and once against tasks.timeseries (if present)."""
-    if request.param == "real":
-        if not HAVE_REAL_DATASETS:
-            pytest.skip("tasks.timeseries not there yet")
-        return config.known_datasets()
-    monkeypatch.setattr(config, "known_datasets", lambda: FAKE_DATASETS)
-    return FAKE_DATASETS
-
 
 def _expectations(path: Path) -> dict:
     exp: dict = {"text": []}
@@ -113,14 +81,6 @@ def test_data_root_error_names_the_resolved_folder():
 # Good specs
 # --------------------------------------------------------------------------------------------
 
-MINIMAL = """\
-name: minimal
-tasks:
-  - dataset: ETTh1
-methods:
-  naive:
-"""
-
 FULL = """\
 name: full.sweep-1
 description: all keys
@@ -143,28 +103,10 @@ report: {baseline: naive}
 """
 
 
-@pytest.fixture
-def layout(tmp_path, monkeypatch):
-    """A sweep folder (with data) and a different working directory."""
-    sweeps = tmp_path / "project" / "sweeps"
-    (sweeps / "data").mkdir(parents=True)
-    (sweeps / "data" / "ETTh2.csv").write_text("date,a\n")
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return sweeps, work
-
-
-def _write(folder: Path, text: str, name: str = "sweep.yaml") -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
-
-
 def test_minimal_spec_fills_defaults(layout, registry):
     datasets = registry
     sweeps, work = layout
-    spec = load_sweep(_write(sweeps, MINIMAL))
+    spec = load_sweep(write_spec(sweeps, MINIMAL))
     assert spec.name == "minimal" and spec.description == ""
     assert spec.source == (sweeps / "sweep.yaml").resolve()
     assert spec.out == (work / "runs" / "minimal").resolve()  # default out: runs/<name> under the CWD
@@ -180,7 +122,7 @@ def test_minimal_spec_fills_defaults(layout, registry):
 
 def test_full_spec_resolves_paths_as_documented(layout):
     sweeps, work = layout
-    spec = load_sweep(_write(sweeps, FULL))
+    spec = load_sweep(write_spec(sweeps, FULL))
     assert spec.name == "full.sweep-1" and spec.description == "all keys"
     assert spec.out == (work / "results" / "full").resolve()            # out: against the CWD
     assert spec.data_root == (sweeps / "data").resolve()                 # inputs: against the YAML folder
@@ -204,7 +146,7 @@ def test_full_spec_resolves_paths_as_documented(layout):
 
 def test_defaults_are_copies(layout):
     sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, MINIMAL.replace("naive:", "autoar:")))
+    spec = load_sweep(write_spec(sweeps, MINIMAL.replace("naive:", "autoar:")))
     spec.methods[0].params["deltas"].append(99)
     assert METHOD_PARAMS["autoar"]["deltas"].default == [0, 2, 4, 8, 16]
 
@@ -224,16 +166,16 @@ def test_small_variations(layout, text, check):
     base = "tasks: [{dataset: ETTh1}]\n"
     if "methods" not in text:
         base += "methods: {naive: {}}\n"
-    assert check(load_sweep(_write(sweeps, text + base)))
+    assert check(load_sweep(write_spec(sweeps, text + base)))
 
 
 def test_fake_datasets_can_be_patched_in(layout, monkeypatch):
     sweeps, _ = layout
     monkeypatch.setattr(config, "known_datasets", lambda: {"toy": _Info(horizons=(3,), context=16)})
-    spec = load_sweep(_write(sweeps, MINIMAL.replace("ETTh1", "toy")))
+    spec = load_sweep(write_spec(sweeps, MINIMAL.replace("ETTh1", "toy")))
     assert spec.tasks == (TaskSpec("toy", (3,), 16, None),)
     with pytest.raises(SpecError, match="unknown dataset 'ETTh1'. Did you mean 'toy'|Known datasets: toy"):
-        load_sweep(_write(sweeps, MINIMAL))
+        load_sweep(write_spec(sweeps, MINIMAL))
 
 
 @pytest.mark.skipif(not HAVE_REAL_DATASETS, reason="tasks.timeseries not there yet")
@@ -251,7 +193,7 @@ def test_every_declared_param_default_validates(layout):
     methods = {name: {p: decl.default for p, decl in params.items() if decl.default is not None}
                for name, params in METHOD_PARAMS.items()}
     text = MINIMAL.replace("methods:\n  naive:\n", "") + "methods: " + json.dumps(methods) + "\n"
-    spec = load_sweep(_write(sweeps, text))
+    spec = load_sweep(write_spec(sweeps, text))
     assert {m.name: m.params for m in spec.methods} == {
         name: {p: decl.default for p, decl in params.items()} for name, params in METHOD_PARAMS.items()}
 
@@ -262,7 +204,7 @@ def test_every_declared_param_default_validates(layout):
 
 def test_overrides_apply(layout):
     sweeps, work = layout
-    path = _write(sweeps, FULL)
+    path = write_spec(sweeps, FULL)
     spec = load_sweep(path, overrides={
         "out": "elsewhere", "executor.backend": "local", "executor.workers": "4",
         "methods.autoar.max_diff": 2, "tasks.0.context": "96", "seeds": "[7]",
@@ -276,7 +218,7 @@ def test_overrides_apply(layout):
 
 def test_overrides_fill_empty_sections(layout):
     sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, MINIMAL), overrides={"executor.backend": "inline",
+    spec = load_sweep(write_spec(sweeps, MINIMAL), overrides={"executor.backend": "inline",
                                                           "methods.naive": None,
                                                           "report.baseline": "naive"})
     assert spec.executor.backend == "inline" and spec.report.baseline == "naive"
@@ -285,7 +227,7 @@ def test_overrides_fill_empty_sections(layout):
 def test_override_paths_resolve_against_cwd(layout):
     sweeps, work = layout
     (work / "mydata").mkdir()
-    spec = load_sweep(_write(sweeps, MINIMAL), overrides={"data_root": "mydata"})
+    spec = load_sweep(write_spec(sweeps, MINIMAL), overrides={"data_root": "mydata"})
     assert spec.data_root == (work / "mydata").resolve()
 
 
@@ -305,7 +247,7 @@ def test_overrides_are_validated(layout, overrides, key, fragment):
     sweeps, _ = layout
     text = MINIMAL.replace("naive:", "naive:\n  autoar:")
     with pytest.raises(SpecError) as info:
-        load_sweep(_write(sweeps, text), overrides=overrides)
+        load_sweep(write_spec(sweeps, text), overrides=overrides)
     msg = str(info.value)
     assert msg.startswith(f"command line: {key}: "), msg
     assert fragment in msg, msg
@@ -330,7 +272,7 @@ def test_folder_instead_of_file(tmp_path):
 
 def test_spec_to_dict_is_json_shaped_like_the_dataclasses(layout):
     sweeps, work = layout
-    spec = load_sweep(_write(sweeps, FULL))
+    spec = load_sweep(write_spec(sweeps, FULL))
     record = spec_to_dict(spec)
     assert json.loads(json.dumps(record)) == record
     assert list(record) == ["name", "description", "source", "out", "data_root", "seeds", "tasks",
@@ -346,12 +288,12 @@ def test_spec_to_dict_is_json_shaped_like_the_dataclasses(layout):
     # the same file gives the same record (the controller compares it with sweep.json on resume)
     assert spec_to_dict(load_sweep(sweeps / "sweep.yaml")) == record
     # tracking keeps the URI as given: null means "the default file in out"
-    minimal = spec_to_dict(load_sweep(_write(sweeps, MINIMAL, "minimal.yaml")))
+    minimal = spec_to_dict(load_sweep(write_spec(sweeps, MINIMAL, "minimal.yaml")))
     assert minimal["tracking"] == {"uri": None}
     # written back as a sweep file (methods as a mapping), it loads to the same spec
     as_file = {k: v for k, v in record.items() if k != "source"}
     as_file["methods"] = {m["name"]: {**m["params"], "space": m["space"]} for m in record["methods"]}
-    again = load_sweep(_write(sweeps, json.dumps(as_file), "recorded.yaml"))  # JSON is YAML
+    again = load_sweep(write_spec(sweeps, json.dumps(as_file), "recorded.yaml"))  # JSON is YAML
     assert spec_to_dict(again) == {**record, "source": str(again.source)}
 
 
@@ -370,161 +312,3 @@ def test_typed_specs_are_frozen():
     for cls in (TaskSpec, MethodSpec, ExecutorSpec, TrackingSpec, ReportSpec, SchedulerSpec,
                 SearchSpec, SweepSpec):
         assert cls.__dataclass_params__.frozen
-
-
-# --------------------------------------------------------------------------------------------
-# search: and method spaces
-# --------------------------------------------------------------------------------------------
-
-TUNED = """\
-name: tuned
-tasks:
-  - dataset: ETTh1
-methods:
-  naive: {}
-  dlinear:
-    batch_size: 64
-    space:
-      lr: {log: [1e-5, 1e-1]}
-      moving_avg: {int: [5, 49]}
-      weight_decay: {float: [0, 0.01]}
-  synthetic: {space: {}}
-search:
-  preset: dasha
-  optimizer: TwoPointsDE
-  trials: 30
-  epoch_budget: 400
-  random_control: true
-  max_failure_rate: 0.25
-  seed: 7
-  scheduler: {eta: 3, max_epochs: 27}
-"""
-
-
-def test_search_defaults(layout):
-    sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, MINIMAL))
-    assert spec.search == SearchSpec() and spec.search.scheduler == SchedulerSpec("asha", 2, 1, 20)
-    assert (spec.search.preset, spec.search.trials, spec.search.epoch_budget) == (None, 20, None)
-    assert (spec.search.random_control, spec.search.max_failure_rate, spec.search.seed) == (False, 0.5, 0)
-    from launcher.space import DEFAULT_OPTIMIZER
-
-    assert spec.search.optimizer == DEFAULT_OPTIMIZER
-    assert spec.search == load_sweep(_write(sweeps, MINIMAL + "search:\n", "empty.yaml")).search
-
-
-def test_preset_dasha_fills_defaults_and_explicit_keys_override(layout):
-    sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, MINIMAL + "search: {preset: dasha}\n"))
-    assert spec.search.preset == "dasha" and spec.search.trials == 120
-    assert spec.search.scheduler == SchedulerSpec("asha", eta=2, grace=1, max_epochs=20)
-    text = MINIMAL + "search: {preset: dasha, trials: 12, scheduler: {grace: 3, type: none}}\n"
-    spec = load_sweep(_write(sweeps, text, "override.yaml"))
-    assert spec.search.preset == "dasha" and spec.search.trials == 12
-    assert spec.search.scheduler == SchedulerSpec("none", eta=2, grace=3, max_epochs=20)
-    spec = load_sweep(sweeps / "sweep.yaml", overrides={"search.scheduler.max_epochs": "40"})
-    assert spec.search.trials == 120 and spec.search.scheduler.max_epochs == 40
-
-
-def test_explicit_search_and_space(layout):
-    sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, TUNED))
-    naive, dlinear, synthetic = spec.methods
-    assert naive == MethodSpec("naive", {}) and naive.space is None
-    assert dlinear.space == {"lr": {"log": [1e-5, 0.1]}, "moving_avg": {"int": [5, 49]},
-                             "weight_decay": {"float": [0, 0.01]}}
-    assert isinstance(dlinear.space["lr"]["log"][0], float)  # YAML 1.1 reads 1e-5 as a string
-    assert dlinear.params == {"batch_size": 64, "seed": 0, "max_windows_per_epoch": None}
-    assert synthetic.space == {} and set(synthetic.params) == set(METHOD_PARAMS["synthetic"])
-    assert spec.search == SearchSpec(preset="dasha", optimizer="TwoPointsDE", trials=30,
-                                     epoch_budget=400, random_control=True, max_failure_rate=0.25,
-                                     seed=7, scheduler=SchedulerSpec("asha", 3, 1, 27))
-
-
-def test_default_space_for_tuned_methods(layout):
-    sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, MINIMAL.replace("naive:", "dlinear:\n  synthetic: {space: null}")))
-    dlinear, synthetic = spec.methods
-    assert dlinear.space == DEFAULT_SPACES["dlinear"] and dlinear.space is not DEFAULT_SPACES["dlinear"]
-    assert set(dlinear.params) == set(METHOD_PARAMS["dlinear"]) - set(DEFAULT_SPACES["dlinear"])
-    assert synthetic.space == DEFAULT_SPACES["synthetic"]
-    # a param fixed in the file leaves the default space (it is not searched)
-    spec = load_sweep(_write(sweeps, MINIMAL.replace("naive:", "dlinear: {lr: 0.01}"), "fixed.yaml"))
-    assert "lr" not in spec.methods[0].space and spec.methods[0].params["lr"] == 0.01
-    assert set(spec.methods[0].space) == set(DEFAULT_SPACES["dlinear"]) - {"lr"}
-
-
-def test_every_default_space_validates_as_a_written_space(layout):
-    """DEFAULT_SPACES must pass the checks a user's `space` gets (guards params.py edits)."""
-    sweeps, _ = layout
-    assert set(DEFAULT_SPACES) <= set(MULTI_FIDELITY)
-    methods = {name: {"space": DEFAULT_SPACES.get(name, {})} for name in sorted(MULTI_FIDELITY)}
-    text = MINIMAL.replace("methods:\n  naive:\n", "") + "methods: " + json.dumps(methods) + "\n"
-    spec = load_sweep(_write(sweeps, text))
-    assert {m.name: m.space for m in spec.methods} == {n: m["space"] for n, m in methods.items()}
-
-
-@pytest.mark.parametrize("method, key, fragment", [
-    ("dlinear: {space: {batch_size: {float: [16, 64]}}}", "methods.dlinear.space.batch_size",
-     "a float domain cannot search batch_size, a param of kind int"),
-    ("dlinear: {space: {batch_size: {int: [0, 64]}}}", "methods.dlinear.space.batch_size",
-     "in the searched domain: must be >= 1, got 0"),
-    ("synthetic: {space: {x: {float: [0.5, 2]}}}", "methods.synthetic.space.x",
-     "in the searched domain: must be between 0 and 1, got 2"),
-    ("dlinear: {space: [lr]}", "methods.dlinear.space", "expected a mapping of param -> domain"),
-    ("dlinear: {spaces: {}}", "methods.dlinear.spaces", "Did you mean 'space'?"),
-    ("naive: {space: {}}", "methods.naive.space", "naive is not tuned"),
-])
-def test_space_checks_against_the_param(layout, method, key, fragment):
-    sweeps, _ = layout
-    with pytest.raises(SpecError) as info:
-        load_sweep(_write(sweeps, MINIMAL.replace("naive:", method)))
-    assert info.value.key == key and info.value.line == 5, str(info.value)
-    assert fragment in str(info.value)
-
-
-def test_search_and_space_overrides(layout):
-    sweeps, _ = layout
-    path = _write(sweeps, TUNED)
-    spec = load_sweep(path, overrides={"search.trials": "5", "methods.dlinear.space.lr": "{log: [1e-4, 1e-2]}"})
-    assert spec.search.trials == 5 and spec.methods[1].space["lr"] == {"log": [1e-4, 1e-2]}
-    with pytest.raises(SpecError) as info:
-        load_sweep(path, overrides={"methods.dlinear.space.lr": "{log: [0, 1]}"})
-    assert str(info.value).startswith("command line: methods.dlinear.space.lr: "), str(info.value)
-    with pytest.raises(SpecError) as info:
-        load_sweep(path, overrides={"search.scheduler.max_epochs": 1})
-    assert str(info.value).startswith("command line: search.scheduler.max_epochs: must be > grace (1)")
-
-
-def test_scheduler_none_needs_no_rungs(layout):
-    sweeps, _ = layout
-    text = MINIMAL + "search: {scheduler: {type: none, max_epochs: 1}}\n"
-    assert load_sweep(_write(sweeps, text)).search.scheduler == SchedulerSpec("none", 2, 1, 1)
-
-
-def test_tuned_spec_to_dict_round_trips_as_json(layout):
-    sweeps, _ = layout
-    spec = load_sweep(_write(sweeps, TUNED))
-    record = spec_to_dict(spec)
-    assert json.loads(json.dumps(record)) == record
-    assert record["search"] == {"preset": "dasha", "optimizer": "TwoPointsDE", "trials": 30,
-                                "epoch_budget": 400, "random_control": True, "max_failure_rate": 0.25,
-                                "seed": 7, "scheduler": {"type": "asha", "eta": 3, "grace": 1,
-                                                         "max_epochs": 27}}
-    assert record["methods"][1]["space"]["lr"] == {"log": [1e-5, 0.1]}
-    as_file = {k: v for k, v in record.items() if k != "source"}
-    as_file["methods"] = {m["name"]: {**m["params"], "space": m["space"]} for m in record["methods"]}
-    again = load_sweep(_write(sweeps, json.dumps(as_file), "recorded.yaml"))
-    assert spec_to_dict(again) == {**record, "source": str(again.source)}
-
-
-def test_config_import_and_plain_load_stay_cheap(tmp_path):
-    """No Nevergrad for importing the config or loading a spec that names no optimizer."""
-    path = _write(tmp_path, MINIMAL.replace("naive:", "dlinear:") + "search: {preset: dasha}\n")
-    code = ("import sys; from launcher import config; assert 'nevergrad' not in sys.modules; "
-            "config.known_datasets = lambda: {'ETTh1': type('I', (), {'horizons': (96,), 'context': 96})}; "
-            f"spec = config.load_sweep({str(path)!r}); assert spec.methods[0].space; "
-            "assert 'nevergrad' not in sys.modules, 'nevergrad imported'")
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
