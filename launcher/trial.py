@@ -105,6 +105,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         from launcher.methods import get_method
 
         method = get_method(spec.method)
+        method.cache_dir = Path(spec.trial_dir).parent.parent / "cache"   # <out>/cache
         task = None
         if method.needs_task:
             from tasks.timeseries import load_forecast_task

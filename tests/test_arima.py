@@ -123,3 +123,27 @@ def test_method_runs_on_embedded_etth1_with_stride_and_fit_rows():
     assert len(result.info["orders"].split(";")) == task.n_channels
     assert any("every 700th test window" in note for note in result.notes)
     assert any("last 256 of the" in note for note in result.notes)
+
+
+def test_method_shares_the_horizon_independent_fit_across_trials(tmp_path):
+    from launcher.methods import get_method
+    from launcher.methods.params import METHOD_PARAMS
+    from tasks.timeseries import load_forecast_task
+
+    params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
+    params.update(eval_stride=700, max_fit_rows=256)
+    quiet = lambda step, m: None  # noqa: E731
+
+    def run(horizon, cache_dir):
+        method = get_method("auto_arima")
+        method.cache_dir = cache_dir
+        return method.run(load_forecast_task("ETTh1", horizon), params, quiet)
+
+    uncached = run(48, None)
+    first = run(24, tmp_path)                     # fits and saves
+    second = run(48, tmp_path)                    # another horizon, same train+val rows: loads
+    assert first.metrics["fit_cached"] == 0.0 and second.metrics["fit_cached"] == 1.0
+    assert len(list(tmp_path.glob("auto_arima-*.pkl"))) == 1
+    # the loaded fit forecasts exactly like a fresh one
+    assert second.metrics["test_mse"] == uncached.metrics["test_mse"]
+    assert second.info["orders"] == uncached.info["orders"]

@@ -6,6 +6,9 @@ and coefficients are those chosen on train+val and only the filter state follows
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import time
 from typing import Any
 
@@ -16,7 +19,7 @@ class AutoARIMAMethod(Method):
     name = "auto_arima"
 
     def run(self, task: Any, params: dict[str, Any], report: Report) -> MethodResult:
-        from models.arima import AutoARIMAForecaster, resolve_season_length
+        from models.arima import resolve_season_length
         from tasks.timeseries import DATASETS, evaluate_forecaster
 
         notes: list[str] = []
@@ -31,8 +34,7 @@ class AutoARIMAMethod(Method):
             notes.append(f"fitted on the last {len(series)} of the {len(task.train_val())} train+val rows "
                          f"(max_fit_rows, a CPU budget); the paper fits on all of them")
 
-        model = AutoARIMAForecaster(season_length=season)
-        model.fit(series)
+        model, cached = self._fitted(series, season)
         # One line per channel (step = channel): how long its search took, the AICc of the chosen
         # model, and how many candidate fits stopped with a "possible convergence problem".
         for channel, (seconds, aicc, warned) in enumerate(zip(model.fit_seconds_, model.aicc(),
@@ -54,7 +56,28 @@ class AutoARIMAMethod(Method):
             "forecast_seconds": forecast_seconds,
             "forecast_ms_per_window": 1000.0 * forecast_seconds / scores["n_windows"],
             "convergence_warnings": float(sum(model.convergence_warnings_)),
+            "fit_cached": float(cached),
         }
         info = {"season_length": season, "eval_stride": stride, "max_fit_rows": max_fit_rows,
                 "orders": model.orders_text()}
         return MethodResult(metrics=metrics, n_parameters=model.n_parameters, info=info, notes=notes)
+
+    def _fitted(self, series, season: int):
+        """The per-channel fits, shared by the horizons of a dataset: the fit depends only on the
+        train+val rows and the season, so the first trial fits and saves, the others load."""
+        from models.arima import AutoARIMAForecaster
+
+        key = hashlib.sha256(series.tobytes() + str((series.shape, season)).encode()).hexdigest()[:20]
+        path = self.cache_dir / f"auto_arima-{key}.pkl" if self.cache_dir is not None else None
+        if path is not None and path.exists():
+            try:
+                return pickle.loads(path.read_bytes()), True
+            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+                pass    # unreadable (another version wrote it): fit again and replace it
+        model = AutoARIMAForecaster(season_length=season).fit(series)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(pickle.dumps(model))
+            os.replace(tmp, path)       # atomic: a parallel trial never reads half a file
+        return model, False

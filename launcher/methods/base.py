@@ -27,6 +27,9 @@ class Method(ABC):
 
     name: str = ""  # its kind and determinism are declared in params.py, readable without imports
     needs_task = True
+    # A folder shared by all trials of a sweep, for results that several trials would otherwise
+    # recompute (e.g. a fit that does not depend on the horizon). Set by the trial job; None: no cache.
+    cache_dir: Path | None = None
 
     @abstractmethod
     def run(self, task: Any, params: dict[str, Any], report: Report) -> MethodResult:
