@@ -87,12 +87,21 @@ from typing import Any, Mapping
 from .errors import SpecError
 from .yaml_nodes import COMMAND_LINE, apply_overrides, compose, did_you_mean  # noqa: F401
 
-BACKENDS: tuple[str, ...] = ("inline", "local")
+BACKENDS: tuple[str, ...] = ("inline", "local", "slurm")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
             "tracking", "report", "search")
 TASK_KEYS = ("dataset", "horizons", "context", "path")
-EXECUTOR_KEYS = ("backend", "workers", "timeout_min")
+EXECUTOR_KEYS = ("backend", "workers", "timeout_min", "slurm")
+# SLURM resources (executor.slurm, and a method's `resources` overriding them for its trials)
+SLURM_INT_KEYS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time_min", "signal_delay_s",
+                  "max_requeues")
+SLURM_STR_KEYS = ("partition", "mem", "account", "qos", "constraint")
+SLURM_LIST_KEYS = ("sbatch_extra", "setup")
+SLURM_KEYS = SLURM_STR_KEYS + SLURM_INT_KEYS + SLURM_LIST_KEYS
+METHOD_RESERVED_KEYS = ("space", "distributed", "resources")
+DISTRIBUTED_KEYS = ("strategy", "zero_stage", "ranks")
+STRATEGIES = ("none", "ddp", "deepspeed")
 TRACKING_KEYS = ("uri",)
 REPORT_KEYS = ("baseline",)
 URI_SCHEMES = ("sqlite", "http", "https", "file")
@@ -128,6 +137,10 @@ class MethodSpec:
     # tuned methods: param -> raw domain, e.g. {"lr": {"log": [1e-5, 0.1]}} ({} = nothing
     # searched); None for methods that are not tuned (params.MULTI_FIDELITY lists the tuned ones)
     space: dict | None = None
+    # how each trial's training spreads over ranks: {strategy: none|ddp|deepspeed, zero_stage, ranks}
+    distributed: dict | None = None
+    # SLURM resources for this method's trials, overriding executor.slurm (e.g. more GPUs for an FM)
+    resources: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,7 @@ class ExecutorSpec:
     backend: str = "local"
     workers: int = 2
     timeout_min: int = 60
+    slurm: dict | None = None     # default SLURM resources (SLURM_KEYS) for every trial
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ class Controller:
                          trial_dir=str(self._trial_dir(trial)),
                          data_root=str(self.spec.data_root) if self.spec.data_root else None,
                          data_path=self._data_path(plan), threads=self._threads_per_trial(),
-                         until_epoch=until_epoch)
+                         until_epoch=until_epoch, distributed=plan.distributed, resources=plan.resources)
 
     def _data_path(self, plan: StudyPlan) -> str | None:
         for task in self.spec.tasks:
@@ -203,6 +203,8 @@ class Controller:
     def _threads_per_trial(self) -> int:
         if self.spec.executor.backend == "inline":
             return os.cpu_count() or 1
+        if self.spec.executor.backend == "slurm":   # the job's own allocation: cpus_per_task
+            return int((self.spec.executor.slurm or {}).get("cpus_per_task", 1))
         return max(1, (os.cpu_count() or 1) // self.spec.executor.workers)
 
     # ------------------------------------------------------------------ the loop

@@ -13,9 +13,14 @@ from typing import Any, Protocol
 
 import submitit
 
-from .trial import TrialSpec, run_trial
+from .trial import TrialJob, TrialSpec
 
-BACKENDS = ("inline", "local")
+BACKENDS = ("inline", "local", "slurm")
+
+
+def ranks_of(spec: TrialSpec) -> int:
+    """Processes one trial job starts (the local backend runs them as submitit tasks on this machine)."""
+    return int((spec.distributed or {}).get("ranks", 1))
 
 
 @dataclass
@@ -64,7 +69,10 @@ class InlineExecutor:
         self._dirs: dict[str, Path] = {}
 
     def submit(self, spec: TrialSpec) -> Handle:
-        job = self._executor.submit(run_trial, spec)
+        if ranks_of(spec) > 1:
+            raise ValueError(f"{spec.study}: the inline backend runs one process; {ranks_of(spec)} ranks need "
+                             "--backend local or slurm")
+        job = self._executor.submit(TrialJob(), spec)
         self._dirs[spec.trial_id] = Path(spec.trial_dir)
         job.exception()   # runs it now; DebugJob.result() would drop into pdb on failure
         return Handle(spec.trial_id, job, "inline")
@@ -93,7 +101,10 @@ class LocalExecutor:
         self._dirs: dict[str, Path] = {}
 
     def submit(self, spec: TrialSpec) -> Handle:
-        job = self._executor.submit(run_trial, spec)
+        # Several ranks: submitit starts them as tasks of one job, with the rank variables that
+        # launcher.runtime reads (TorchDistributedEnvironment), as SLURM would.
+        self._executor.update_parameters(tasks_per_node=ranks_of(spec))
+        job = self._executor.submit(TrialJob(), spec)
         self._dirs[spec.trial_id] = Path(spec.trial_dir)
         return Handle(spec.trial_id, job, str(job.job_id))
 
@@ -103,7 +114,7 @@ class LocalExecutor:
 
     def outcome(self, handle: Handle) -> Outcome:
         try:
-            return Outcome(True, result=handle.job.result())
+            return Outcome(True, result=handle.job.results()[0])   # rank 0's result
         except Exception as exc:  # FailedJobError, UncompletedJobError: the trial failed, not the sweep
             return _failure(exc, self._dirs.get(handle.trial_id))
 

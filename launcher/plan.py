@@ -51,5 +51,6 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
                         optimizer=optimizer, trials=trials, seeds=tuple(seeds), asha=asha,
                         epochs=epochs, epoch_budget=search.epoch_budget, objective=objective, mode=mode,
                         optimizer_seed=search.seed + (1 if arm == "random" else 0),
+                        distributed=method.distributed, resources=method.resources,
                     ))
     return studies

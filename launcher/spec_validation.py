@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import config
-from .config import (BACKENDS, EXECUTOR_KEYS, MIN_CONTEXT, REPORT_KEYS, SPACE_KEY, TASK_KEYS,
+from .config import (BACKENDS, DISTRIBUTED_KEYS, EXECUTOR_KEYS, SLURM_INT_KEYS, SLURM_KEYS, SLURM_LIST_KEYS, STRATEGIES, MIN_CONTEXT, REPORT_KEYS, SPACE_KEY, TASK_KEYS,
                      TOP_KEYS, TRACKING_KEYS, URI_SCHEMES, ExecutorSpec, MethodSpec, ReportSpec,
                      SweepSpec, TaskSpec, TrackingSpec)
 from .spec_search import SearchReader, tuned_methods
@@ -158,7 +158,7 @@ class Validator(SearchReader):
                                   f"Valid params: {', '.join(declared)}.")
             given = value.value or {}
             for pname, (pkey, _) in given.items():
-                if pname not in declared and pname != SPACE_KEY:
+                if pname not in declared and pname not in (SPACE_KEY, "distributed", "resources"):
                     if not declared:
                         raise pkey.error(f"{key}.{pname}", "unknown key",
                                          f"Method {name} takes no params; write `{name}: {{}}`.")
@@ -176,7 +176,13 @@ class Validator(SearchReader):
                     params[pname] = self.param(given[pname][1], f"{key}.{pname}", pname, param)
                 else:
                     params[pname] = _copy_default(param.default)
-            out.append(MethodSpec(name=name, params=params, space=space))
+            distributed = resources = None
+            if "distributed" in given:
+                distributed = self.distributed(given["distributed"][1], f"{key}.distributed")
+            if "resources" in given:
+                resources = self.slurm_resources(given["resources"][1], f"{key}.resources")
+            out.append(MethodSpec(name=name, params=params, space=space, distributed=distributed,
+                                  resources=resources))
         return tuple(out)
 
     def param(self, node: Node, key: str, pname: str, p: Any) -> Any:
@@ -216,7 +222,7 @@ class Validator(SearchReader):
         entry = top.get("executor")
         if entry is None:
             return ExecutorSpec()
-        entries = self.mapping(entry[1], "executor", EXECUTOR_KEYS, "backend, workers, timeout_min")
+        entries = self.mapping(entry[1], "executor", EXECUTOR_KEYS, "backend, workers, timeout_min, slurm")
         kwargs: dict[str, Any] = {}
         if (n := self.present(entries, "backend")) is not None:
             backend = self.string(n, "executor.backend", "a backend name")
@@ -229,7 +235,44 @@ class Validator(SearchReader):
             kwargs["workers"] = self.integer(n, "executor.workers", minimum=1)
         if (n := self.present(entries, "timeout_min")) is not None:
             kwargs["timeout_min"] = self.integer(n, "executor.timeout_min", minimum=1)
+        if (n := self.present(entries, "slurm")) is not None:
+            kwargs["slurm"] = self.slurm_resources(n, "executor.slurm")
         return ExecutorSpec(**kwargs)
+
+    def distributed(self, node: Node, key: str) -> dict:
+        entries = self.mapping(node, key, DISTRIBUTED_KEYS, "strategy, zero_stage, ranks")
+        out: dict[str, Any] = {"strategy": "none", "zero_stage": 0, "ranks": 1}
+        if (n := self.present(entries, "strategy")) is not None:
+            strategy = self.string(n, f"{key}.strategy", "a strategy name")
+            if strategy not in STRATEGIES:
+                raise n.error(f"{key}.strategy", f"unknown strategy {strategy!r}; expected one of: {', '.join(STRATEGIES)}",
+                              did_you_mean(strategy, STRATEGIES))
+            out["strategy"] = strategy
+        if (n := self.present(entries, "zero_stage")) is not None:
+            out["zero_stage"] = self.integer(n, f"{key}.zero_stage", minimum=0, maximum=3)
+        if (n := self.present(entries, "ranks")) is not None:
+            out["ranks"] = self.integer(n, f"{key}.ranks", minimum=1)
+        if out["zero_stage"] and out["strategy"] != "deepspeed":
+            raise node.error(f"{key}.zero_stage", "ZeRO stages need strategy: deepspeed",
+                             "Set `strategy: deepspeed`, or drop zero_stage.")
+        return out
+
+    def slurm_resources(self, node: Node, key: str) -> dict:
+        entries = self.mapping(node, key, SLURM_KEYS, ", ".join(SLURM_KEYS))
+        out: dict[str, Any] = {}
+        for name, (_, value) in entries.items():
+            where = f"{key}.{name}"
+            if name in SLURM_INT_KEYS:
+                out[name] = self.integer(value, where, minimum=0 if name in ("gpus_per_node", "max_requeues") else 1)
+            elif name in SLURM_LIST_KEYS:
+                if not isinstance(value.value, list) or not all(isinstance(v.value, str) for v in value.value):
+                    raise value.error(where, f"expected a list of strings, got {describe(value)}",
+                                      f"Write e.g. `{name}: [\"--exclusive\"]`." if name == "sbatch_extra"
+                                      else f"Write e.g. `{name}: [\"module load cuda\"]`.")
+                out[name] = [v.value for v in value.value]
+            else:
+                out[name] = self.string(value, where)
+        return out
 
     def tracking(self, top: dict) -> TrackingSpec:
         entry = top.get("tracking")

@@ -38,6 +38,8 @@ class StudyPlan:
     objective: str | None = None  # validation metric the method reports per epoch
     mode: str = "min"
     optimizer_seed: int = 0
+    distributed: dict | None = None   # the method's `distributed` block (ranks per trial)
+    resources: dict | None = None     # the method's SLURM resource overrides
 
     @property
     def column(self) -> str:

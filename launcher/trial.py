@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from submitit.helpers import Checkpointable, DelayedSubmission
+
 
 @dataclass(frozen=True)
 class TrialSpec:
@@ -35,6 +37,8 @@ class TrialSpec:
     threads: int = 1              # CPU threads for numpy/torch inside the job
     until_epoch: int | None = None   # multi-fidelity methods: train up to this epoch (one segment)
     extra: dict[str, Any] = field(default_factory=dict)
+    distributed: dict | None = None  # {strategy, zero_stage, ranks}; None: one process
+    resources: dict | None = None    # SLURM resources overriding the executor's defaults for this trial
 
     @property
     def task_name(self) -> str:
@@ -57,12 +61,25 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 
 class Outbox:
-    """Append-only JSONL of reported steps; the controller copies new lines into MLflow."""
+    """Append-only JSONL of reported steps; the controller copies new lines into MLflow.
+
+    Steps only grow: a job requeued after preemption may report an epoch again (it was killed between
+    its checkpoint and its report, or it re-announces the restored epoch); such repeats are dropped here,
+    so MLflow never sees a step twice.
+    """
 
     def __init__(self, path: Path):
         self.path = path
+        self.last_step = -1
+        if path.exists():
+            for text in path.read_text().splitlines():
+                if text.endswith("}"):    # a line cut by a kill has no closing brace
+                    self.last_step = max(self.last_step, int(json.loads(text)["step"]))
 
     def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        if step <= self.last_step:
+            return
+        self.last_step = int(step)
         line = json.dumps({"step": int(step), "time": time.time(), "metrics": metrics}, sort_keys=True)
         with open(self.path, "a") as fh:
             fh.write(line + "\n")
@@ -94,18 +111,56 @@ def _seed_everything(seed: int) -> None:
         sys.modules["torch"].manual_seed(seed)
 
 
+def _rank(spec: TrialSpec) -> int:
+    """This process's global rank (0 for one-process trials, which never import torch here)."""
+    if (spec.distributed or {}).get("strategy", "none") == "none":
+        return 0
+    from .runtime import export_rank_environment
+
+    export_rank_environment()
+    return int(os.environ.get("RANK", "0"))
+
+
+class TrialJob(Checkpointable):
+    """What executors submit: a trial job that submitit requeues on preemption or timeout.
+
+    On SIGUSR2 (sent before the time limit, or on preemption when the cluster sets
+    preempt_send_user_signal) submitit calls `checkpoint`, which resubmits the same spec; nothing needs
+    saving at that moment because the method checkpoints at every epoch end, so the requeued job resumes
+    from the newest checkpoint through the very path an ASHA promotion uses.
+    """
+
+    def __call__(self, spec: TrialSpec) -> dict[str, Any]:
+        return run_trial(spec)
+
+    def checkpoint(self, spec: TrialSpec) -> DelayedSubmission:
+        trial_dir = Path(spec.trial_dir)
+        if trial_dir.is_dir():
+            with open(trial_dir / "requeues.jsonl", "a") as fh:
+                fh.write(json.dumps({"time": time.time(), "pid": os.getpid(), "host": socket.gethostname()}) + "\n")
+        return DelayedSubmission(TrialJob(), spec)
+
+
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
-    """Entry point of a trial job. Returns the result dict (also written to result.json)."""
+    """Entry point of a trial job (every rank runs it). Returns the result dict (rank 0 also writes result.json)."""
     trial_dir = Path(spec.trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    rank = 0
     try:
         _limit_threads(spec.threads)
         _seed_everything(spec.seed)
+        rank = _rank(spec)
         from launcher.methods import get_method
 
         method = get_method(spec.method)
         method.cache_dir = Path(spec.trial_dir).parent.parent / "cache"   # <out>/cache
+        if spec.distributed:
+            from .runtime import DistributedSpec
+
+            method.distributed = DistributedSpec(**spec.distributed)
+        else:
+            method.distributed = None
         task = None
         if method.needs_task:
             from tasks.timeseries import load_forecast_task
@@ -118,7 +173,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         else:
             outcome = method.run_segment(task, dict(spec.params), trial_dir, spec.until_epoch, outbox)
     except BaseException:
-        (trial_dir / "error.txt").write_text(traceback.format_exc())
+        (trial_dir / ("error.txt" if rank == 0 else f"error_rank{rank}.txt")).write_text(traceback.format_exc())
         raise
     result = {
         "trial_id": spec.trial_id,
@@ -129,8 +184,11 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "notes": outcome.notes,
         "wall_seconds": time.time() - started,
         "host": socket.gethostname(),
+        "rank": rank,
         "spec": asdict(spec),
     }
+    if rank != 0:       # one writer per trial folder: rank 0's view is the trial's result
+        return result
     write_json_atomic(trial_dir / spec.result_name, result)
     # One line per completed segment: shows retries, and proves no segment completed twice.
     with open(trial_dir / "segments.jsonl", "a") as fh:

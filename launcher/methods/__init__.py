@@ -16,6 +16,10 @@ def get_method(name: str) -> Method | EpochMethod:
         from .dlinear import DLinearMethod
 
         return DLinearMethod()
+    if name == "linear":
+        from .linear import LinearMethod
+
+        return LinearMethod()
     if name == "auto_arima":
         from .arima import AutoARIMAMethod
 

@@ -47,6 +47,9 @@ class EpochMethod(ABC):
 
     name: str = ""
     needs_task = True
+    cache_dir: Path | None = None
+    # How this trial's training is spread over ranks (launcher.runtime.DistributedSpec); set by the trial job.
+    distributed: Any = None
 
     @abstractmethod
     def run_segment(self, task: Any, params: dict[str, Any], trial_dir: Path, until_epoch: int,

@@ -42,6 +42,17 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "seed": Param("int", 0, "initialization and data-order seed", minimum=0),
         "max_windows_per_epoch": Param("int", None, "subsample training windows per epoch (CPU budgets)", minimum=1, nullable=True),
     },
+    "linear": {
+        "lr": Param("float", 1e-3, "Adam learning rate", minimum=0.0),
+        "weight_decay": Param("float", 0.0, "Adam weight decay", minimum=0.0),
+        "batch_size": Param("int", 32, "windows per batch and rank (each with all its channels)", minimum=1),
+        "seed": Param("int", 0, "initialization and data-order seed", minimum=0),
+        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1),
+        "schedule": Param("str", "constant", "LR schedule over `epochs`", choices=("constant", "cosine", "warmup_cosine")),
+        "normalize_last": Param("bool", False, "subtract the context's last value first (NLinear)"),
+        "dropout": Param("float", 0.0, "dropout on the context", minimum=0.0, maximum=0.9),
+        "max_windows_per_epoch": Param("int", None, "subsample training windows per epoch (CPU budgets)", minimum=1, nullable=True),
+    },
     "synthetic": {
         "x": Param("float", 0.5, "first coordinate of the configuration", minimum=0.0, maximum=1.0),
         "y": Param("float", 0.5, "second coordinate of the configuration", minimum=0.0, maximum=1.0),
@@ -78,6 +89,7 @@ METHOD_KIND: dict[str, str] = {
     "fracast": "zero-shot FM",
     "auto_arima": "baseline",
     "dlinear": "supervised",
+    "linear": "supervised",
     "synthetic": "benchmark",
 }
 
@@ -87,11 +99,12 @@ DETERMINISTIC: frozenset[str] = frozenset({"autoar", "naive", "seasonal_naive", 
 
 
 # Methods trained in epochs: they run in segments (one per ASHA rung), checkpoint, and resume.
-MULTI_FIDELITY: frozenset[str] = frozenset({"dlinear", "synthetic"})
+MULTI_FIDELITY: frozenset[str] = frozenset({"dlinear", "linear", "synthetic"})
 
 # The validation objective each multi-fidelity method reports per epoch, and its direction.
 OBJECTIVE: dict[str, tuple[str, str]] = {
     "dlinear": ("best_val_mse", "min"),
+    "linear": ("best_val_mse", "min"),
     "synthetic": ("best_val_loss", "min"),
 }
 
@@ -102,6 +115,11 @@ DEFAULT_SPACES: dict[str, dict[str, dict]] = {
         "weight_decay": {"log": [1e-7, 1e-2]},
         "batch_size": {"choice": [16, 32, 64, 128]},
         "moving_avg": {"choice": [13, 25, 49, 97]},
+    },
+    "linear": {
+        "lr": {"log": [1e-4, 1e-1]},
+        "weight_decay": {"log": [1e-7, 1e-2]},
+        "batch_size": {"choice": [16, 32, 64, 128]},
     },
     "synthetic": {"x": {"float": [0.0, 1.0]}, "y": {"float": [0.0, 1.0]}},
 }
