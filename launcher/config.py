@@ -91,7 +91,9 @@ BACKENDS: tuple[str, ...] = ("inline", "local", "slurm")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
             "tracking", "report", "search")
-TASK_KEYS = ("dataset", "horizons", "context", "path")
+TASK_KEYS = ("dataset", "horizons", "context", "path", "max_train", "val_fraction")
+FORECAST_ONLY_TASK_KEYS = ("horizons", "context")
+CLASSIFICATION_ONLY_TASK_KEYS = ("max_train", "val_fraction")
 EXECUTOR_KEYS = ("backend", "workers", "timeout_min", "slurm")
 # SLURM resources (executor.slurm, and a method's `resources` overriding them for its trials)
 SLURM_INT_KEYS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time_min", "signal_delay_s",
@@ -125,9 +127,18 @@ FALLBACK_OPTIMIZER = "TwoPointsDE"  # the default when launcher.space is not imp
 @dataclass(frozen=True)
 class TaskSpec:
     dataset: str
-    horizons: tuple[int, ...]
-    context: int
+    horizons: tuple[int, ...]     # forecasting; () for classification domains
+    context: int                  # forecasting; 0 for classification domains
     path: Path | None = None
+    domain: str = "forecasting"   # forecasting | genomics | satellite (tasks.registry)
+    max_train: int | None = None  # classification: subsample the training split (CPU budgets; labelled)
+    val_fraction: float | None = None   # classification: share of train held out for validation
+
+    def names(self) -> list[str]:
+        """Study/report task names: one per horizon for forecasting, the dataset otherwise."""
+        if self.domain == "forecasting":
+            return [f"{self.dataset}-{h}" for h in self.horizons]
+        return [self.dataset]
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,20 @@ class SweepSpec:
         return self.tracking.uri or f"sqlite:///{self.out}/mlflow.db"
 
 
+def known_classification_tasks() -> Mapping[str, str]:
+    """Genomics and satellite task name -> domain (lazily imported; tests may monkeypatch it)."""
+    from tasks.registry import known_tasks
+
+    return {name: domain for name, domain in known_tasks().items() if domain != "forecasting"}
+
+
+def record_task_names(task: Mapping[str, Any]) -> list[str]:
+    """`TaskSpec.names()` for a task as recorded in sweep.json (older records have no domain)."""
+    if task.get("domain", "forecasting") == "forecasting":
+        return [f"{task['dataset']}-{h}" for h in task["horizons"]]
+    return [task["dataset"]]
+
+
 def known_datasets() -> Mapping[str, Any]:
     """Dataset name -> info with `.horizons` (tuple of ints) and `.context` (int).
 
@@ -283,6 +308,30 @@ def read_record(folder: str | Path) -> dict:
     return json.loads(recorded.read_text())
 
 
+def record_as_sweep_file(record: Mapping[str, Any], out: str | Path) -> dict:
+    """A recorded spec (`spec_to_dict`) as the mapping of an ordinary sweep file that loads back to it."""
+    methods = {}
+    for method in record["methods"]:
+        entry = dict(method["params"])
+        for reserved in ("space", "distributed", "resources"):
+            if method.get(reserved) is not None:
+                entry[reserved] = method[reserved]
+        methods[method["name"]] = entry
+    tasks = []
+    for task in record["tasks"]:
+        # Only the keys of the task's domain (a genomics task has no horizons); the domain follows the name.
+        keep = ("dataset", "horizons", "context", "path") if task.get("domain", "forecasting") == "forecasting" \
+            else ("dataset", "path", "max_train", "val_fraction")
+        tasks.append({k: task[k] for k in keep if task.get(k) is not None})
+    mapping = {"name": record["name"], "description": record.get("description", ""), "out": str(out),
+               "data_root": record.get("data_root"), "seeds": record["seeds"], "tasks": tasks,
+               "methods": methods, "executor": {k: v for k, v in record["executor"].items() if v is not None},
+               "tracking": record["tracking"], "report": record["report"]}
+    if "search" in record:
+        mapping["search"] = {k: v for k, v in record["search"].items() if k != "preset"}
+    return mapping
+
+
 def load_recorded_sweep(folder: str | Path, *, overrides: Mapping[str, Any] | None = None) -> SweepSpec:
     """The sweep recorded in `folder/sweep.json`, validated again, for `launcher resume DIR`.
 
@@ -293,19 +342,7 @@ def load_recorded_sweep(folder: str | Path, *, overrides: Mapping[str, Any] | No
     import yaml
 
     folder = Path(folder)
-    record = read_record(folder)
-    methods = {}
-    for method in record["methods"]:
-        entry = dict(method["params"])
-        if method.get("space") is not None:
-            entry["space"] = method["space"]
-        methods[method["name"]] = entry
-    mapping = {"name": record["name"], "description": record.get("description", ""), "out": str(folder.resolve()),
-               "data_root": record.get("data_root"), "seeds": record["seeds"], "tasks": record["tasks"],
-               "methods": methods, "executor": record["executor"], "tracking": record["tracking"],
-               "report": record["report"]}
-    if "search" in record:
-        mapping["search"] = {k: v for k, v in record["search"].items() if k != "preset"}
+    mapping = record_as_sweep_file(read_record(folder), folder.resolve())
     path = folder / "sweep.resolved.yaml"
     path.write_text("# written by `launcher resume` from sweep.json; edit the original sweep file instead\n"
                     + yaml.safe_dump(mapping, sort_keys=False))

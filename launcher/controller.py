@@ -192,13 +192,21 @@ class Controller:
                          trial_dir=str(self._trial_dir(trial)),
                          data_root=str(self.spec.data_root) if self.spec.data_root else None,
                          data_path=self._data_path(plan), threads=self._threads_per_trial(),
-                         until_epoch=until_epoch, distributed=plan.distributed, resources=plan.resources)
+                         until_epoch=until_epoch, distributed=plan.distributed, resources=plan.resources,
+                         domain=plan.domain, task_options=self._task_options(plan))
+
+    def _task_spec(self, plan: StudyPlan):
+        return next((t for t in self.spec.tasks if t.dataset == plan.dataset), None)
 
     def _data_path(self, plan: StudyPlan) -> str | None:
-        for task in self.spec.tasks:
-            if task.dataset == plan.dataset and task.path:
-                return str(task.path)
-        return None
+        task = self._task_spec(plan)
+        return str(task.path) if task is not None and task.path else None
+
+    def _task_options(self, plan: StudyPlan) -> dict:
+        task = self._task_spec(plan)
+        if task is None or task.domain == "forecasting":
+            return {}
+        return {"max_train": task.max_train, "val_fraction": task.val_fraction}
 
     def _threads_per_trial(self) -> int:
         if self.spec.executor.backend == "inline":

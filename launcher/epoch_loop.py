@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .runtime import (DistributedSpec, Ranks, capture_rng, gather_objects, restore_newest, restore_rng,
-                      save_torch_atomic, setup_ranks, teardown_ranks, use_deterministic_algorithms,
+from .runtime import (CheckpointMismatch, DistributedSpec, Ranks, capture_rng, gather_objects, restore_newest, restore_rng,
+                      save_torch_atomic, seed_everything, setup_ranks, teardown_ranks, use_deterministic_algorithms,
                       write_checkpoint)
 
 Batch = Any
@@ -159,7 +159,7 @@ class _Segment:
         def load(folder: Path) -> dict:
             state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
             if state["identity"] != self.recipe.identity:
-                raise ValueError(f"{folder} holds a checkpoint of a different run: {state['identity']} != {self.recipe.identity}")
+                raise CheckpointMismatch(f"{folder} holds a checkpoint of a different run: {state['identity']} != {self.recipe.identity}")
             rng = torch.load(folder / f"rng_rank{self.ranks.rank}.pt", map_location="cpu", weights_only=True)
             if self.engine is not None:
                 path, _ = self.engine.load_checkpoint(str(folder), tag="deepspeed", load_lr_scheduler_states=False)
@@ -223,7 +223,7 @@ class _Segment:
         mine = {k: np.concatenate(v) for k, v in parts.items()}
         gathered = [g for g in gather_objects(self.ranks, mine) if g]
         merged = {k: np.concatenate([g[k] for g in gathered]) for k in gathered[0]}
-        return recipe.score(merged)
+        return {k: float(v) for k, v in recipe.score(merged).items()}   # plain floats: checkpoints load weights_only
 
     def better(self, value: float) -> bool:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -243,6 +243,8 @@ def run_segment(recipe: TrainingRecipe, distributed: DistributedSpec | None, che
     segment = _Segment(recipe, distributed or DistributedSpec(), checkpoint_root)
     ranks = segment.ranks
     try:
+        # A fresh run starts from seeded global RNGs (dropout etc.); a resumed one gets them back from its checkpoint.
+        seed_everything(recipe.seed * 7919 + ranks.rank)
         restored = segment.restore()
         if restored is not None and ranks.is_main and report is not None and segment.last:
             report(segment.epoch, dict(segment.last))   # a job killed between checkpoint and report; the outbox drops repeats

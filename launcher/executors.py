@@ -38,6 +38,9 @@ class Outcome:
     # True when the trial's own code raised (it left error.txt); False when the job died without
     # a Python error (killed, timed out, node lost): that is infrastructure, retried, not told.
     user_error: bool = False
+    # How the job ended, when the backend knows: completed, failed, preempted, timeout, node_fail,
+    # out_of_memory, cancelled or unknown (launcher/slurm.py KINDS).
+    state: str | None = None
 
 
 class Executor(Protocol):
@@ -124,4 +127,8 @@ def make_executor(backend: str, folder: Path, timeout_min: int = 60) -> Executor
         return InlineExecutor(folder, timeout_min)
     if backend == "local":
         return LocalExecutor(folder, timeout_min)
+    if backend == "slurm":
+        from .slurm import SlurmExecutor, SlurmResources   # imported here: slurm.py imports this module
+
+        return SlurmExecutor(folder, SlurmResources(time_min=timeout_min), job_fn=TrialJob())
     raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")

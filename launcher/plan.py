@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .asha import AshaConfig
 from .config import SweepSpec
-from .methods.params import DETERMINISTIC, MULTI_FIDELITY, OBJECTIVE
+from .methods.params import DETERMINISTIC, MULTI_FIDELITY, OBJECTIVE, method_domains
 from .space import SearchSpace, parse_domain
 from .study import StudyPlan
 
@@ -23,9 +23,11 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
     search = spec.search
     studies: list[StudyPlan] = []
     for task in spec.tasks:
-        for horizon in task.horizons:
-            task_name = f"{task.dataset}-{horizon}"
+        horizons = task.horizons if task.domain == "forecasting" else (0,)
+        for horizon, task_name in zip(horizons, task.names()):
             for method in spec.methods:
+                if task.domain not in method_domains(method.name):
+                    continue
                 space = _search_space(getattr(method, "space", None))
                 epochs = search.scheduler.max_epochs if method.name in MULTI_FIDELITY else None
                 objective, mode = OBJECTIVE.get(method.name, (None, "min"))
@@ -51,6 +53,6 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
                         optimizer=optimizer, trials=trials, seeds=tuple(seeds), asha=asha,
                         epochs=epochs, epoch_budget=search.epoch_budget, objective=objective, mode=mode,
                         optimizer_seed=search.seed + (1 if arm == "random" else 0),
-                        distributed=method.distributed, resources=method.resources,
+                        distributed=method.distributed, resources=method.resources, domain=task.domain,
                     ))
     return studies

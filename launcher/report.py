@@ -17,7 +17,7 @@ from typing import Sequence
 
 from .errors import SpecError
 from .methods.params import DETERMINISTIC, METHOD_KIND
-from .config import read_record
+from .config import read_record, record_task_names
 from .tracking import Tracker, recorded_uri
 
 
@@ -147,7 +147,7 @@ def _state(folder: Path) -> str:
 
 def _load_sweep(folder: Path, index: int) -> dict:
     spec = read_record(folder)
-    tasks = [f"{t['dataset']}-{h}" for t in spec["tasks"] for h in t["horizons"]]
+    tasks = [name for t in spec["tasks"] for name in record_task_names(t)]
     if (folder / "plan.json").exists():
         plan = json.loads((folder / "plan.json").read_text())
     else:                          # a folder written before plan.json existed: one fixed column per method

@@ -22,6 +22,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,21 @@ def export_rank_environment() -> None:
         os.environ.setdefault("MASTER_PORT", str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 40000))
 
 
+def prepare_deepspeed_environment(cuda: bool) -> None:
+    """Defaults that keep DeepSpeed on CPU from rebuilding its JIT ops on every run (infra notes, pitfall 11).
+
+    Its communication op is compiled with ninja into TORCH_EXTENSIONS_DIR on first use (~1 min); the cache is
+    invalidated whenever another ninja binary or another venv's torch builds into the same folder. So: this
+    venv's own cache folder and this venv's bin first on PATH, unless the user set them.
+    """
+    venv_bin = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(venv_bin + os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def setup_ranks(strategy: str = "none") -> Ranks:
     """Find this process's rank, pick its device and join the process group (if there is more than one rank)."""
     export_rank_environment()
@@ -124,6 +140,7 @@ def setup_ranks(strategy: str = "none") -> Ranks:
     if world_size > 1 or strategy == "deepspeed":
         backend = "nccl" if cuda else "gloo"
         if strategy == "deepspeed":
+            prepare_deepspeed_environment(cuda)
             import deepspeed
 
             if not dist.is_initialized():
@@ -249,6 +266,10 @@ def write_checkpoint(ranks: Ranks, root: Path, epoch: int, write: Callable[[Path
     return final
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint of another run (other task, data or hyperparameters): never resumed, never skipped silently."""
+
+
 def restore_newest(ranks: Ranks, root: Path, load: Callable[[Path], Any]) -> tuple[int, Any] | None:
     """Call `load(folder)` on the newest checkpoint all ranks can load; (epoch, what load returned) or None.
 
@@ -260,6 +281,8 @@ def restore_newest(ranks: Ranks, root: Path, load: Callable[[Path], Any]) -> tup
     for epoch, folder in candidates:
         try:
             loaded, ok = load(Path(folder)), True
+        except CheckpointMismatch:
+            raise
         except Exception as error:  # truncated zip, garbage, missing shard: this checkpoint is not usable
             loaded, ok = None, False
             warnings.warn(f"skipping unloadable checkpoint {folder}: {type(error).__name__}: {error}",

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import config
-from .config import (BACKENDS, DISTRIBUTED_KEYS, EXECUTOR_KEYS, SLURM_INT_KEYS, SLURM_KEYS, SLURM_LIST_KEYS, STRATEGIES, MIN_CONTEXT, REPORT_KEYS, SPACE_KEY, TASK_KEYS,
+from .config import (BACKENDS, CLASSIFICATION_ONLY_TASK_KEYS, DISTRIBUTED_KEYS, EXECUTOR_KEYS,
+                     FORECAST_ONLY_TASK_KEYS, MIN_CONTEXT, REPORT_KEYS, SLURM_INT_KEYS, SLURM_KEYS,
+                     SLURM_LIST_KEYS, SPACE_KEY, STRATEGIES, TASK_KEYS,
                      TOP_KEYS, TRACKING_KEYS, URI_SCHEMES, ExecutorSpec, MethodSpec, ReportSpec,
                      SweepSpec, TaskSpec, TrackingSpec)
 from .spec_search import SearchReader, tuned_methods
@@ -71,6 +73,7 @@ class Validator(SearchReader):
 
         tasks = self.tasks(top["tasks"][1])
         methods = self.methods(top["methods"][1])
+        self.methods_fit_tasks(top["methods"][1], tasks, methods)
         executor = self.executor(top)
         tracking = self.tracking(top)
         report = self.report(top, methods)
@@ -98,6 +101,7 @@ class Validator(SearchReader):
         if not node.value:
             raise node.error("tasks", "must name at least one task", "Add e.g. `- dataset: ETTh1`.")
         datasets = config.known_datasets()  # looked up at call time: tests patch it
+        others: dict[str, str] = {}
         out: list[TaskSpec] = []
         seen: dict[TaskSpec, int] = {}
         for i, item in enumerate(node.value):
@@ -108,11 +112,20 @@ class Validator(SearchReader):
             entries = self.mapping(item, key, TASK_KEYS, "a task")
             dnode = self.require(entries, item, key, "dataset")
             dataset = self.string(dnode, f"{key}.dataset", "a dataset name")
-            if dataset not in datasets:
-                known = sorted(datasets)
+            if dataset not in datasets and not others:
+                others = dict(config.known_classification_tasks())
+            if dataset not in datasets and dataset not in others:
+                known = sorted([*datasets, *others])
                 raise dnode.error(f"{key}.dataset", f"unknown dataset {dataset!r}",
                                   _hint(did_you_mean(dataset, known),
                                         f"Known datasets: {', '.join(known)}."))
+            if dataset not in datasets:
+                out.append(self.classification_task(entries, item, key, dataset, others[dataset], seen, i))
+                continue
+            for wrong in CLASSIFICATION_ONLY_TASK_KEYS:
+                if (n := self.present(entries, wrong)) is not None:
+                    raise n.error(f"{key}.{wrong}", f"applies to genomics and satellite tasks, not to the "
+                                                    f"forecasting dataset {dataset}", "Remove it.")
             info = datasets[dataset]
             horizons = tuple(int(h) for h in info.horizons)
             if (n := self.present(entries, "horizons")) is not None:
@@ -132,6 +145,41 @@ class Validator(SearchReader):
             seen[task] = i
             out.append(task)
         return tuple(out)
+
+    def methods_fit_tasks(self, node: Node, tasks: tuple[TaskSpec, ...], methods: tuple[MethodSpec, ...]) -> None:
+        """Every method must apply to at least one listed task (autoar has nothing to do on genomics)."""
+        from .methods.params import method_domains
+
+        domains = {t.domain for t in tasks}
+        for method in methods:
+            if not domains & set(method_domains(method.name)):
+                key_node = next(k for name, (k, _) in node.value.items() if name == method.name)
+                raise key_node.error(f"methods.{method.name}",
+                                     f"applies to {' and '.join(method_domains(method.name))} tasks, and this sweep "
+                                     f"has only {' and '.join(sorted(domains))} tasks",
+                                     "Remove the method, or add a task of its domain.")
+
+    def classification_task(self, entries: dict, item: Node, key: str, dataset: str, domain: str,
+                            seen: dict, index: int) -> TaskSpec:
+        for wrong in FORECAST_ONLY_TASK_KEYS:
+            if (n := self.present(entries, wrong)) is not None:
+                raise n.error(f"{key}.{wrong}", f"applies to forecasting datasets, not to the {domain} task {dataset}",
+                              "Remove it.")
+        path = max_train = val_fraction = None
+        if (n := self.present(entries, "path")) is not None:
+            path = self.path(n, f"{key}.path", self.yaml_dir)
+            if not path.exists():
+                raise n.error(f"{key}.path", f"{path} does not exist", "Point it at the task's file or folder.")
+        if (n := self.present(entries, "max_train")) is not None:
+            max_train = self.integer(n, f"{key}.max_train", minimum=2)
+        if (n := self.present(entries, "val_fraction")) is not None:
+            val_fraction = self.number(n, f"{key}.val_fraction", minimum=0.01, maximum=0.9)
+        task = TaskSpec(dataset=dataset, horizons=(), context=0, path=path, domain=domain,
+                        max_train=max_train, val_fraction=val_fraction)
+        if task in seen:
+            raise item.error(key, f"the same task is listed twice (first as tasks[{seen[task]}])", "Remove one.")
+        seen[task] = index
+        return task
 
     def methods(self, node: Node) -> tuple[MethodSpec, ...]:
         table = _method_params()

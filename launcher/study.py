@@ -40,6 +40,7 @@ class StudyPlan:
     optimizer_seed: int = 0
     distributed: dict | None = None   # the method's `distributed` block (ranks per trial)
     resources: dict | None = None     # the method's SLURM resource overrides
+    domain: str = "forecasting"       # the task's domain (tasks.registry)
 
     @property
     def column(self) -> str:

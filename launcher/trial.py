@@ -39,10 +39,12 @@ class TrialSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     distributed: dict | None = None  # {strategy, zero_stage, ranks}; None: one process
     resources: dict | None = None    # SLURM resources overriding the executor's defaults for this trial
+    domain: str = "forecasting"      # forecasting | genomics | satellite
+    task_options: dict[str, Any] = field(default_factory=dict)   # classification: max_train, val_fraction
 
     @property
     def task_name(self) -> str:
-        return f"{self.dataset}-{self.horizon}"
+        return f"{self.dataset}-{self.horizon}" if self.domain == "forecasting" else self.dataset
 
     @property
     def result_name(self) -> str:
@@ -163,10 +165,11 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
             method.distributed = None
         task = None
         if method.needs_task:
-            from tasks.timeseries import load_forecast_task
+            from tasks.registry import load_task
 
-            task = load_forecast_task(spec.dataset, spec.horizon, data_root=spec.data_root,
-                                      context=spec.context, path=spec.data_path)
+            task = load_task(spec.domain, spec.dataset, horizon=spec.horizon, context=spec.context,
+                             data_root=spec.data_root, path=spec.data_path, cache_dir=method.cache_dir,
+                             options=spec.task_options)
         outbox = Outbox(trial_dir / "outbox.jsonl")
         if spec.until_epoch is None:
             outcome = method.run(task, dict(spec.params), outbox)

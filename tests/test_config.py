@@ -172,6 +172,7 @@ def test_small_variations(layout, text, check):
 def test_fake_datasets_can_be_patched_in(layout, monkeypatch):
     sweeps, _ = layout
     monkeypatch.setattr(config, "known_datasets", lambda: {"toy": _Info(horizons=(3,), context=16)})
+    monkeypatch.setattr(config, "known_classification_tasks", lambda: {})
     spec = load_sweep(write_spec(sweeps, MINIMAL.replace("ETTh1", "toy")))
     assert spec.tasks == (TaskSpec("toy", (3,), 16, None),)
     with pytest.raises(SpecError, match="unknown dataset 'ETTh1'. Did you mean 'toy'|Known datasets: toy"):
@@ -279,7 +280,8 @@ def test_spec_to_dict_is_json_shaped_like_the_dataclasses(layout):
                             "methods", "executor", "tracking", "report", "search"]
     assert record["source"] == str(spec.source) and record["out"] == str(spec.out)
     assert record["tasks"][0] == {"dataset": "ETTh2", "horizons": [192, 96], "context": 336,
-                                  "path": str(spec.tasks[0].path)}
+                                  "path": str(spec.tasks[0].path), "domain": "forecasting",
+                                  "max_train": None, "val_fraction": None}
     assert [m["name"] for m in record["methods"]] == ["fracast", "autoar", "naive"]
     assert record["methods"][1]["params"]["kpss_alpha"] == 0.01
     assert record["methods"][1]["space"] is None  # autoar is not tuned
@@ -292,8 +294,7 @@ def test_spec_to_dict_is_json_shaped_like_the_dataclasses(layout):
     minimal = spec_to_dict(load_sweep(write_spec(sweeps, MINIMAL, "minimal.yaml")))
     assert minimal["tracking"] == {"uri": None}
     # written back as a sweep file (methods as a mapping), it loads to the same spec
-    as_file = {k: v for k, v in record.items() if k != "source"}
-    as_file["methods"] = {m["name"]: {**m["params"], "space": m["space"]} for m in record["methods"]}
+    as_file = config.record_as_sweep_file(record, record["out"])
     again = load_sweep(write_spec(sweeps, json.dumps(as_file), "recorded.yaml"))  # JSON is YAML
     assert spec_to_dict(again) == {**record, "source": str(again.source)}
 

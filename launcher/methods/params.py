@@ -93,6 +93,19 @@ METHOD_KIND: dict[str, str] = {
     "synthetic": "benchmark",
 }
 
+# The task domains each method applies to; a sweep pairs a method only with tasks of its domains.
+FORECASTING = ("forecasting",)
+METHOD_DOMAINS: dict[str, tuple[str, ...]] = {
+    "autoar": FORECASTING, "naive": FORECASTING, "seasonal_naive": FORECASTING, "fracast": FORECASTING,
+    "auto_arima": FORECASTING, "dlinear": FORECASTING, "linear": FORECASTING,
+    "synthetic": ("forecasting", "genomics", "satellite"),
+}
+
+
+def method_domains(name: str) -> tuple[str, ...]:
+    return METHOD_DOMAINS.get(name, FORECASTING)
+
+
 # A deterministic method gives the same result for every seed: the sweep runs it once and the
 # report labels it "deterministic" instead of pretending to have seed replicates.
 DETERMINISTIC: frozenset[str] = frozenset({"autoar", "naive", "seasonal_naive", "fracast", "auto_arima"})
