@@ -51,8 +51,10 @@ class TrainingRecipe:
     weight_decay: float = 0.0
     optimizer: str = "adamw"                                    # adamw | adam | sgd
     momentum: float = 0.9                                       # sgd only
-    schedule: str = "constant"                                  # constant | cosine (over max_epochs) | warmup_cosine
+    schedule: str = "constant"                                  # constant | cosine (over max_epochs) | warmup_cosine | step
     warmup_epochs: int = 0
+    milestones: tuple[int, ...] = ()                            # step: LR x `gamma` after each of these epochs
+    gamma: float = 0.2
     max_epochs: int = 1                                         # the schedule's length; a segment may stop earlier
     batch_size: int = 32                                        # per rank
     max_batches_per_epoch: int | None = None                    # CPU budgets; None = the whole training set
@@ -64,7 +66,9 @@ class TrainingRecipe:
 
 def _optimizer(recipe: TrainingRecipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        # Nesterov whenever there is momentum, as the DASHA reference code does.
+        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+                               nesterov=recipe.momentum > 0)
     if recipe.optimizer == "adam":
         return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     if recipe.optimizer == "adamw":
@@ -79,13 +83,15 @@ def _lr_factor(recipe: TrainingRecipe) -> Callable[[int], float]:
     def factor(epoch: int) -> float:
         if recipe.schedule == "constant":
             return 1.0
+        if recipe.schedule == "step":
+            return recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
         if epoch < warm:
             return (epoch + 1) / (warm + 1)
         progress = (epoch - warm) / max(total - warm, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    if recipe.schedule not in ("constant", "cosine", "warmup_cosine"):
-        raise ValueError(f"unknown schedule {recipe.schedule!r}; expected constant, cosine or warmup_cosine")
+    if recipe.schedule not in ("constant", "cosine", "warmup_cosine", "step"):
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; expected constant, cosine, warmup_cosine or step")
     return factor
 
 
