@@ -1,0 +1,451 @@
+"""The `slurm` backend: trial jobs as SLURM jobs (arrays when several start at once), over submitit.
+
+submitit is the transport (pickles, sbatch text, USR2 checkpoint/requeue inside the job); the
+scheduler state is ours. submitit's watcher runs `sacct` for every unfinished job, which is what
+overloads controllers on big sweeps (submitit #1759), so `poll` makes ONE `squeue` call for all
+live jobs and ONE `sacct` call only for jobs that have left squeue. Ended jobs are classified
+(`KINDS`): a trial whose own code raised is a user error (told to the optimizer); anything else
+(killed, timed out, out of memory, node lost, cancelled) is infrastructure, retried by the controller.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .executors import Handle, Outcome, ranks_of
+from .trial import TrialSpec
+
+KINDS = ("completed", "failed", "preempted", "timeout", "node_fail", "out_of_memory", "cancelled", "unknown")
+_KIND_OF_STATE = {"COMPLETED": "completed", "FAILED": "failed", "PREEMPTED": "preempted", "TIMEOUT": "timeout",
+                  "DEADLINE": "timeout", "NODE_FAIL": "node_fail", "BOOT_FAIL": "node_fail",
+                  "OUT_OF_MEMORY": "out_of_memory", "CANCELLED": "cancelled"}
+# States in which a job may still run (again): everything else is final.
+_LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_FED",
+                "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+SQUEUE_FORMAT = "%i|%T|%r"                       # job id (ARRAY_TASK for arrays), state, reason
+SACCT_FORMAT = "JobID,State,ExitCode,Reason"
+COMMAND_TIMEOUT_S = 30
+_MISSING_POLLS_BEFORE_UNKNOWN = 3                # absent from squeue AND sacct this many polls in a row
+
+
+def run_command(args: list[str], timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run one SLURM client command. Every squeue/sacct/scontrol/sinfo call goes through here, so a
+    missing binary or a hung controller becomes a non-zero return code, never an exception."""
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        return subprocess.CompletedProcess(args, 127, "", f"{args[0]}: not found on PATH")
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, 124, "", f"{args[0]}: no answer in {timeout:.0f} s")
+
+
+# ---------------------------------------------------------------------------------------- resources
+_MEM = re.compile(r"^[1-9]\d*[KMGT]?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SlurmResources:
+    """What one trial job asks SLURM for. Lists from YAML become tuples (hashable: one submitit
+    executor per distinct resource set)."""
+
+    partition: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 0
+    tasks_per_node: int = 1
+    cpus_per_task: int = 1
+    mem: str | None = None                 # sbatch --mem, e.g. "2G" or "500M"; None: the cluster default
+    time_min: int = 60
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    sbatch_extra: tuple[str, ...] = ()     # extra "#SBATCH" options, e.g. "--exclusive", "--reservation=x"
+    setup: tuple[str, ...] = ()            # shell lines run in the job before the trial starts
+    signal_delay_s: int | None = None      # USR2 this long before the time limit (then checkpoint, requeue);
+                                           # None: 90 s, at most half the time limit
+    max_requeues: int = 3                  # timeouts a checkpointable job may be requeued after
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SlurmResources:
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else repr(k)
+                     for k in unknown]
+            raise ValueError(f"unknown slurm resource key(s) {', '.join(hints)}; known keys: {', '.join(known)}")
+        return cls(**dict(data))
+
+    def __post_init__(self) -> None:
+        extra = tuple(_sbatch_option(line) for line in _string_list("sbatch_extra", self.sbatch_extra))
+        object.__setattr__(self, "sbatch_extra", extra)                 # frozen: normalise once here
+        object.__setattr__(self, "setup", tuple(_string_list("setup", self.setup)))
+        if self.signal_delay_s is None and isinstance(self.time_min, int):
+            object.__setattr__(self, "signal_delay_s", min(90, self.time_min * 30))
+        self.validate()
+
+    def validate(self) -> None:
+        for name, low in (("nodes", 1), ("tasks_per_node", 1), ("cpus_per_task", 1), ("time_min", 1),
+                          ("gpus_per_node", 0), ("signal_delay_s", 0), ("max_requeues", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"slurm resource {name!r} must be an integer >= {low}, got {value!r}")
+        for name in ("partition", "account", "qos", "constraint"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip() or "\n" in value):
+                raise ValueError(f"slurm resource {name!r} must be a non-empty one-line string, got {value!r}")
+        if self.mem is not None and not (isinstance(self.mem, str) and _MEM.match(self.mem)):
+            raise ValueError(f"slurm resource 'mem' must look like '2G', '500M' or '4096' (MB), got {self.mem!r}")
+        if self.signal_delay_s >= self.time_min * 60:
+            raise ValueError(f"slurm resource 'signal_delay_s' ({self.signal_delay_s}) must be shorter than the "
+                             f"time limit (time_min={self.time_min} -> {self.time_min * 60} s)")
+
+    def sbatch_parameters(self) -> dict[str, Any]:
+        """The parameters of submitit.SlurmExecutor.update_parameters (SLURM's names)."""
+        params: dict[str, Any] = {"job_name": "launcher", "nodes": self.nodes, "ntasks_per_node": self.tasks_per_node,
+                                  "cpus_per_task": self.cpus_per_task, "time": self.time_min,
+                                  "signal_delay_s": self.signal_delay_s,
+                                  # jobs must run the controller's venv (same pickles, same ninja: infra.md §9)
+                                  "setup": [f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH",
+                                            *self.setup]}
+        for name in ("partition", "mem", "account", "qos", "constraint"):
+            if getattr(self, name) is not None:
+                params[name] = getattr(self, name)
+        if self.gpus_per_node:
+            params["gpus_per_node"] = self.gpus_per_node
+        if self.sbatch_extra:
+            params["additional_parameters"] = dict(_split_option(line) for line in self.sbatch_extra)
+        return params
+
+
+def _string_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"slurm resource {key!r} must be a list of strings, got {value!r}")
+    if any("\n" in v for v in value):
+        raise ValueError(f"slurm resource {key!r}: one line per list item, got {value!r}")
+    return list(value)
+
+
+def _sbatch_option(line: str) -> str:
+    option = line.strip().removeprefix("#SBATCH").strip()
+    if not option.startswith("--") or " " in option.split("=", 1)[0]:
+        raise ValueError(f"sbatch_extra line {line!r} must be a long sbatch option like '--exclusive' or '--reservation=x'")
+    return option
+
+
+def _split_option(option: str) -> tuple[str, Any]:
+    key, sep, value = option[2:].partition("=")
+    return key, (value if sep else True)
+
+
+# ---------------------------------------------------------------------------------------- the cluster
+@dataclass(frozen=True)
+class ClusterLimits:
+    max_array_size: int = 1001             # SLURM's default; an array index must stay below it
+    max_submit_jobs: int = 10000           # min(MaxJobCount, the association's MaxSubmitJobs)
+    preempt_user_signal: bool = False      # preempted jobs get --signal (USR2) first, so they can checkpoint
+    accounting: str = "unknown"            # AccountingStorageType
+    source: str = "defaults"               # where the numbers came from
+
+    @property
+    def has_accounting(self) -> bool:
+        return self.accounting not in ("accounting_storage/none", "none", "unknown", "")
+
+    @classmethod
+    def read(cls) -> ClusterLimits:
+        """From `scontrol show config` (+ sacctmgr for MaxSubmitJobs); SLURM's defaults if unreadable."""
+        done = run_command(["scontrol", "show", "config"])
+        if done.returncode != 0:
+            return cls(source=f"defaults (scontrol show config failed: {done.stderr.strip()[:200]})")
+        config = parse_config(done.stdout)
+        params = (config.get("SlurmctldParameters", "") + "," + config.get("PreemptParameters", "")).lower()
+        limits = cls(max_array_size=_int(config.get("MaxArraySize"), 1001),
+                     max_submit_jobs=_int(config.get("MaxJobCount"), 10000),
+                     preempt_user_signal="send_user_signal" in params,   # preempt_send_user_signal / send_user_signal
+                     accounting=config.get("AccountingStorageType", "unknown"), source="scontrol show config")
+        assoc = _association_max_submit() if limits.has_accounting else None
+        if assoc is not None and assoc < limits.max_submit_jobs:
+            limits = replace(limits, max_submit_jobs=assoc, source="scontrol show config + sacctmgr")
+        return limits
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """`Key = Value` lines of `scontrol show config`."""
+    pairs = (line.split("=", 1) for line in text.splitlines() if " = " in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(str(text).split()[0])
+    except (ValueError, IndexError):
+        return default
+
+
+def _association_max_submit() -> int | None:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
+    done = run_command(["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}", "format=MaxSubmitJobs"], timeout=10)
+    values = [int(v) for v in done.stdout.split() if v.strip().isdigit()] if done.returncode == 0 else []
+    return min(values) if values else None
+
+
+def plan_arrays(n_trials: int, limits: ClusterLimits, max_array_size: int | None = None) -> list[int]:
+    """Array sizes for n trials: none larger than MaxArraySize (submitit indexes 0..n-1, and SLURM
+    limits the index, not the count) nor than what may be queued at all."""
+    cap = min(limits.max_array_size, limits.max_submit_jobs, max_array_size or limits.max_array_size)
+    if cap < 1:
+        raise ValueError(f"cannot plan arrays with a cap of {cap} jobs")
+    return [min(cap, n_trials - start) for start in range(0, n_trials, cap)]
+
+
+def render_sbatch(resources: SlurmResources, folder: Path | str = "<jobs folder>", n_tasks: int = 1,
+                  python: str | None = None) -> str:
+    """The sbatch script submitit would submit for these resources (an array when n_tasks > 1),
+    built by submitit's own renderer: `--dry-run` prints it without any cluster."""
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    python = python or shlex.quote(sys.executable)
+    command = f"{python} -u -m submitit.core._submit {shlex.quote(str(folder))}"
+    params = resources.sbatch_parameters()
+    if n_tasks > 1:
+        params["map_count"] = n_tasks
+    return _make_sbatch_string(command=command, folder=folder, **params)
+
+
+# ---------------------------------------------------------------------------------------- the executor
+@dataclass
+class _Tracked:
+    trial_dir: Path
+    submitted_at: float
+    state: str | None = None          # the final SLURM state once ended
+    reason: str = ""
+    missing_polls: int = 0
+
+
+class SlurmExecutor:
+    """Executor protocol over submitit.SlurmExecutor: submit / submit_many (arrays) / poll / outcome."""
+
+    name = "slurm"
+
+    def __init__(self, folder: Path | str, resources: SlurmResources | None = None, *,
+                 job_fn: Callable[[TrialSpec], Any] | None = None, limits: ClusterLimits | None = None,
+                 poll_seconds: float = 2.0):
+        # A folder of its own per executor: after a cluster reset job ids restart at 1, and a
+        # reused folder would hand back an old job's result pickle (infra.md section 9.5).
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(self) % 10000}"
+        self.folder = Path(folder).absolute() / f"slurm-{stamp}"
+        self.resources = resources or SlurmResources()
+        if job_fn is None:
+            from .trial import run_trial
+            job_fn = run_trial
+        self.job_fn = job_fn                       # what each job runs: job_fn(spec)
+        self.limits = limits or ClusterLimits.read()
+        self.poll_seconds = poll_seconds           # squeue is a controller RPC: not faster than this
+        self._executors: dict[SlurmResources, Any] = {}
+        self._tracked: dict[str, _Tracked] = {}
+        self._live: list[Handle] = []                 # submitted by us and not seen ended
+
+    def resources_for(self, spec: TrialSpec) -> SlurmResources:
+        """Hook for per-spec resources (e.g. a method that needs a GPU). Default: the executor's
+        resources, with one SLURM task per rank for a distributed trial (srun starts them)."""
+        ranks = ranks_of(spec)
+        return self.resources if ranks <= 1 else replace(self.resources, tasks_per_node=max(1, ranks // self.resources.nodes))
+
+    def render_sbatch(self, spec: TrialSpec, n_tasks: int = 1) -> str:
+        """The sbatch script this executor would submit for spec (for --dry-run)."""
+        return render_sbatch(self.resources_for(spec), self.folder, n_tasks)
+
+    def submit(self, spec: TrialSpec) -> Handle:
+        return self.submit_many([spec])[0]
+
+    def submit_many(self, specs: list[TrialSpec], max_array_size: int | None = None) -> list[Handle]:
+        """Submit specs as job arrays: one per distinct resource set, chunked by plan_arrays; waits
+        while our live jobs plus the next chunk would exceed the cluster's submit limit."""
+        handles: dict[int, Handle] = {}
+        groups: dict[SlurmResources, list[int]] = {}
+        for index, spec in enumerate(specs):
+            groups.setdefault(self.resources_for(spec), []).append(index)
+        for resources, indices in groups.items():
+            start = 0
+            for size in plan_arrays(len(indices), self.limits, max_array_size):
+                chunk = indices[start:start + size]
+                start += size
+                self._wait_for_room(len(chunk))
+                for index, handle in zip(chunk, self._submit_array(resources, [specs[i] for i in chunk])):
+                    handles[index] = handle
+        return [handles[i] for i in range(len(specs))]
+
+    def _submit_array(self, resources: SlurmResources, specs: list[TrialSpec]) -> list[Handle]:
+        executor = self._executor_for(resources)
+        submitted_at = time.time()
+        with executor.batch():
+            jobs = [executor.submit(self.job_fn, spec) for spec in specs]
+        handles = []
+        for spec, job in zip(specs, jobs):
+            self._tracked[str(job.job_id)] = _Tracked(Path(spec.trial_dir), submitted_at)
+            handles.append(Handle(spec.trial_id, job, str(job.job_id)))
+        self._live.extend(handles)
+        return handles
+
+    def _executor_for(self, resources: SlurmResources):
+        if resources not in self._executors:
+            import submitit
+
+            executor = submitit.SlurmExecutor(folder=str(self.folder), max_num_timeout=resources.max_requeues)
+            executor.update_parameters(**resources.sbatch_parameters())
+            self._executors[resources] = executor
+        return self._executors[resources]
+
+    def _wait_for_room(self, n_jobs: int) -> None:
+        while len(self._live) + n_jobs > self.limits.max_submit_jobs:
+            if not self.poll(list(self._live)):
+                time.sleep(self.poll_seconds)
+
+    # ------------------------------------------------------------------ state
+    def poll(self, handles: list[Handle]) -> list[Handle]:
+        """The handles whose jobs have ended: one squeue call for all of them, one sacct call for
+        those squeue no longer knows. A failing squeue (controller busy) ends nothing."""
+        waiting = [h for h in handles if self._tracked[h.job_id].state is None]
+        if waiting:
+            states = self._squeue(waiting)
+            if states is not None:
+                gone = []
+                for handle in waiting:
+                    if handle.job_id not in states:
+                        gone.append(handle)
+                    elif states[handle.job_id][0] not in _LIVE_STATES:
+                        self._tracked[handle.job_id].state, self._tracked[handle.job_id].reason = states[handle.job_id]
+                if gone:
+                    self._settle_gone(gone)
+        ended = [h for h in handles if self._tracked[h.job_id].state is not None]
+        self._live = [h for h in self._live if self._tracked[h.job_id].state is None]
+        return ended
+
+    def _squeue(self, handles: list[Handle]) -> dict[str, tuple[str, str]] | None:
+        # -t all: ended jobs stay listed for MinJobAge (default 300 s) with their final state, so
+        # sacct is only needed for jobs older than that. -r: one line per array task.
+        ids = sorted({h.job_id.split("_")[0] for h in handles}, key=int)
+        done = run_command(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(ids), "-o", SQUEUE_FORMAT])
+        if done.returncode != 0:
+            if "Invalid job id" in done.stderr:       # a single id squeue has forgotten
+                return {}
+            return None
+        return _parse_lines(done.stdout)
+
+    def _sacct(self, handles: list[Handle]) -> dict[str, tuple[str, str]] | None:
+        # -X: the job allocation only (not its steps); -P: '|'-separated. None: no accounting here.
+        ids = sorted({h.job_id.split("_")[0] for h in handles}, key=int)
+        done = run_command(["sacct", "-n", "-P", "-X", "-j", ",".join(ids), "-o", SACCT_FORMAT])
+        return _parse_lines(done.stdout) if done.returncode == 0 else None
+
+    def _settle_gone(self, gone: list[Handle]) -> None:
+        states = self._sacct(gone)
+        for handle in gone:
+            tracked = self._tracked[handle.job_id]
+            found = (states or {}).get(handle.job_id)
+            if found is not None and found[0] not in _LIVE_STATES:
+                tracked.state, tracked.reason = found[0], f"sacct: exit code|reason {found[1]}"
+                continue
+            tracked.missing_polls += 1
+            # Without accounting nothing more will be learned; with it, give slurmdbd a few polls.
+            if states is None or tracked.missing_polls >= _MISSING_POLLS_BEFORE_UNKNOWN:
+                if Path(handle.job.paths.result_pickle).exists():
+                    tracked.state, tracked.reason = "COMPLETED", "left squeue with a result pickle, no accounting record"
+                else:
+                    tracked.state, tracked.reason = "UNKNOWN", "left squeue without a result, no accounting record"
+
+    # ------------------------------------------------------------------ outcome
+    def outcome(self, handle: Handle) -> Outcome:
+        tracked = self._tracked[handle.job_id]
+        state = tracked.state or "UNKNOWN"
+        kind = classify_state(state)
+        pickled = _read_result(handle.job, wait_s=5.0 if kind == "completed" else 0.0)
+        if kind == "completed" and pickled is not None and pickled[0] == "success":
+            return Outcome(True, result=pickled[1], state="completed")
+        if pickled is not None and pickled[0] == "error":
+            kind = _kind_from_traceback(str(pickled[1]), kind)
+        error_file = tracked.trial_dir / "error.txt"
+        user_text = error_file.read_text() if _newer(error_file, tracked.submitted_at) else None
+        if user_text is not None:
+            kind = _kind_from_traceback(user_text, kind)
+        if kind in ("failed", "completed") and user_text is not None:
+            return Outcome(False, error=user_text, user_error=True, state="failed")
+        if kind == "completed":
+            kind = "unknown"                          # COMPLETED without a usable result
+        if kind == "failed" and _oom_logged(Path(handle.job.paths.stderr)):
+            kind = "out_of_memory"                    # the srun step was OOM-killed; the batch job only FAILED
+        return Outcome(False, error=self._describe(handle, state, kind, pickled), user_error=False, state=kind)
+
+    def _describe(self, handle: Handle, state: str, kind: str, pickled: tuple | None) -> str:
+        tracked = self._tracked[handle.job_id]
+        stderr = Path(handle.job.paths.stderr)
+        lines = [f"SLURM job {handle.job_id} of trial {handle.trial_id} ended {state} ({kind}): {tracked.reason}".rstrip(": "),
+                 f"stderr log: {stderr}"]
+        if pickled is not None and pickled[0] == "error":
+            lines.append(f"job result: {str(pickled[1]).strip().splitlines()[-1]}")
+        lines += ["--- last lines of the stderr log ---", _tail(stderr)]
+        return "\n".join(lines)
+
+
+def _parse_lines(text: str) -> dict[str, tuple[str, str]]:
+    rows = (line.strip().split("|", 2) for line in text.splitlines() if line.count("|") >= 2)
+    return {job_id: (state.split()[0] if state else "UNKNOWN", reason) for job_id, state, reason in rows}
+
+
+def _kind_from_traceback(text: str, kind: str) -> str:
+    # submitit raises UncompletedJobError from its USR2 handler when it will not requeue; inside the
+    # trial that looks like the trial's own exception, but the job ran out of time (or was preempted).
+    if "UncompletedJobError" in text and "timed-out" in text:
+        return "timeout"
+    if "UncompletedJobError" in text:
+        return "preempted"
+    return kind
+
+
+def _read_result(job: Any, wait_s: float) -> tuple[str, Any] | None:
+    """submitit's result pickle: ("success", value) or ("error", traceback text); None when absent."""
+    from submitit.core.utils import pickle_load
+
+    path = Path(job.paths.result_pickle)
+    deadline = time.time() + wait_s          # a shared filesystem may show the file a moment late
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    try:
+        return pickle_load(path) if path.exists() else None
+    except Exception:                        # half-written or unreadable: no usable result
+        return None
+
+
+def _oom_logged(stderr: Path) -> bool:
+    # slurmstepd's own words when the cgroup OOM killer hit a step ("Detected 1 oom-kill event(s)")
+    try:
+        text = stderr.read_text(errors="replace")[-20000:]
+    except FileNotFoundError:
+        return False
+    return "oom-kill event" in text or "Out Of Memory" in text
+
+
+def _newer(path: Path, since: float) -> bool:
+    # error.txt left by an earlier attempt of the same trial is not this job's error
+    try:
+        return path.stat().st_mtime >= since - 1.0
+    except FileNotFoundError:
+        return False
+
+
+def _tail(path: Path, n_lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n_lines:]) or "(empty)"
+    except FileNotFoundError:
+        return "(no stderr log: the job never started, or its folder is not on a shared filesystem)"
+
+
+def classify_state(state: str) -> str:
+    """A SLURM job state (squeue %T or sacct State, e.g. 'CANCELLED by 0') -> one of KINDS."""
+    return _KIND_OF_STATE.get((state.split() or ["UNKNOWN"])[0], "unknown")
