@@ -110,7 +110,7 @@ URI_SCHEMES = ("sqlite", "http", "https", "file")
 MIN_CONTEXT = 8
 SPACE_KEY = "space"  # reserved key beside a tuned method's params: its search space
 SEARCH_KEYS = ("preset", "optimizer", "trials", "epoch_budget", "random_control",
-               "max_failure_rate", "seed", "scheduler")
+               "max_failure_rate", "seed", "scheduler", "final_epochs")
 SCHEDULER_KEYS = ("type", "eta", "grace", "max_epochs")
 SCHEDULER_TYPES = ("asha", "none")
 # preset name -> the defaults it sets: `search` keys, and `scheduler` keys under "scheduler"
@@ -198,6 +198,9 @@ class SearchSpec:
     max_failure_rate: float = 0.5
     seed: int = 0
     scheduler: SchedulerSpec = field(default_factory=SchedulerSpec)
+    # After a tuned multi-fidelity study's search: retrain its best configuration once per sweep seed for
+    # this many epochs (DASHA's retraining); these final trials are the study's reported result. None: no retrain.
+    final_epochs: int | None = None
 
 
 @dataclass(frozen=True)

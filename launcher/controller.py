@@ -27,7 +27,7 @@ from typing import Callable
 from .config import SweepSpec, spec_to_dict
 from .executors import Handle, Outcome, make_executor
 from .journal import Journal
-from .methods.params import METHOD_KIND
+from .methods.params import METHOD_KIND, METHOD_PARAMS
 from .plan import plan_studies
 from .preflight import git_revision, prepare_out
 from .progress import Progress
@@ -107,7 +107,8 @@ class Controller:
                 "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
                 "launcher.method_kind": METHOD_KIND[plan.method], "launcher.seed": trial.seed,
                 "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial)),
-                "launcher.cpus": self._threads_per_trial(), "launcher.gpus": 0}
+                "launcher.cpus": self._threads_per_trial(), "launcher.gpus": self._gpus_per_trial(plan),
+                "launcher.final": str(trial.final).lower()}
         return self._create(key, trial.trial_id, "trial", self.run_ids[plan.name], tags,
                             {"method": trial.params, "seed": trial.seed, "context": plan.context,
                              "horizon": plan.horizon, "dataset": plan.dataset})
@@ -129,6 +130,11 @@ class Controller:
                 owner[event["trial_id"]] = study
                 trial = study.replay_ask(event["trial_id"], event["params"])
                 in_flight[trial.trial_id] = study.first_target()   # asked: its first segment is due
+            elif kind == "final_asked":
+                study = self.studies[event["study"]]
+                owner[event["trial_id"]] = study
+                trial = study.add_final(event["trial_id"], event["params"], event["seed"])
+                in_flight[trial.trial_id] = study.plan.final_epochs
             elif kind == "submitted":
                 trial = owner[event["trial_id"]].trials[event["trial_id"]]
                 self._unqueue(trial)
@@ -208,6 +214,13 @@ class Controller:
             return {}
         return {"max_train": task.max_train, "val_fraction": task.val_fraction}
 
+    def _gpus_per_trial(self, plan: StudyPlan) -> int:
+        """GPUs one trial job holds (for the report's GPU-hours): SLURM gpus_per_node x nodes."""
+        if self.spec.executor.backend != "slurm":
+            return 0
+        resources = {**(self.spec.executor.slurm or {}), **(plan.resources or {})}
+        return int(resources.get("gpus_per_node", 0)) * int(resources.get("nodes", 1))
+
     def _threads_per_trial(self) -> int:
         if self.spec.executor.backend == "inline":
             return os.cpu_count() or 1
@@ -223,6 +236,9 @@ class Controller:
             self.restore_only -= 1
         if self.paused:
             return None
+        for study in self.studies.values():
+            if study.can_finalize():
+                self._start_final_stage(study)
         if self.queue:
             trial, until_epoch = self.queue.popleft()
             return self.studies[trial.study], trial, until_epoch
@@ -234,7 +250,19 @@ class Controller:
         self.journal.append("asked", study=study.plan.name, trial_id=trial.trial_id, params=trial.params)
         return study, trial, study.first_target()
 
-    def _submit(self, executor, study: Study, trial: TrialState, until_epoch: int | None) -> None:
+    def _start_final_stage(self, study: Study) -> None:
+        """Retrain the study's best configuration once per sweep seed (`search.final_epochs` epochs each)."""
+        best = study.best_trial()
+        declared = set(METHOD_PARAMS.get(study.plan.method, {}))
+        for seed in self.spec.seeds:
+            trial_id = f"{study.plan.slug}__final-s{seed}"
+            params = study.final_params(seed, str(self._trial_dir(best)), declared)
+            self.journal.append("final_asked", study=study.plan.name, trial_id=trial_id, params=params, seed=seed,
+                                best=best.trial_id)
+            self.queue.append((study.add_final(trial_id, params, seed), study.plan.final_epochs))
+
+    def _prepare(self, study: Study, trial: TrialState, until_epoch: int | None) -> TrialSpec | None:
+        """Bookkeeping before a segment is submitted; None when its result is already on disk."""
         spec = self._trial_spec(study, trial, until_epoch)
         result_file = Path(spec.trial_dir) / spec.result_name
         if result_file.exists():
@@ -242,15 +270,27 @@ class Controller:
             # poll, exactly where the live run would have, instead of running it again.
             result = json.loads(result_file.read_text())
             self._trial_run(study, trial, "recovered")
+            study.schedule(trial, until_epoch)
+            # Journalled like a submission, so a replay takes this segment off the queue exactly once.
+            self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id="recovered")
             self.live.append(Live(None, trial, until_epoch, ready=Outcome(True, result=result)))
-            return
+            return None
         Path(spec.trial_dir).mkdir(parents=True, exist_ok=True)
         (Path(spec.trial_dir) / "error.txt").unlink(missing_ok=True)
         study.schedule(trial, until_epoch)
-        handle = executor.submit(spec)
-        self._trial_run(study, trial, handle.job_id)
-        self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id)
-        self.live.append(Live(handle, trial, until_epoch))
+        return spec
+
+    def _submit_batch(self, executor, batch: list[tuple[Study, TrialState, int | None, TrialSpec]]) -> None:
+        """Submit prepared segments together: the SLURM backend turns them into job arrays."""
+        if not batch:
+            return
+        specs = [spec for *_, spec in batch]
+        many = getattr(executor, "submit_many", None)
+        handles = many(specs) if many is not None else [executor.submit(spec) for spec in specs]
+        for (study, trial, until_epoch, _), handle in zip(batch, handles):
+            self._trial_run(study, trial, handle.job_id)
+            self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id)
+            self.live.append(Live(handle, trial, until_epoch))
 
     def _copy_outbox(self, trial: TrialState) -> int:
         outbox = self._trial_dir(trial) / "outbox.jsonl"
@@ -328,8 +368,12 @@ class Controller:
         for name, study in self.studies.items():
             run_id = self.run_ids[name]
             best = study.best_trial()
+            finals = [t for t in study.final_trials() if t.status == "complete"]
+            for final in finals:     # the retrains over seeds are the study's reported result
+                self.tracker.set_tags(self.run_ids[f"trial:{final.trial_id}"], {"launcher.selected": "true"})
             if best is not None:
-                self.tracker.set_tags(self.run_ids[f"trial:{best.trial_id}"], {"launcher.selected": "true"})
+                if not finals:
+                    self.tracker.set_tags(self.run_ids[f"trial:{best.trial_id}"], {"launcher.selected": "true"})
                 self.tracker.set_tags(run_id, {"launcher.selected_trial": best.trial_id})
                 picked = {k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))}
                 self.tracker.log_metrics(run_id, picked)
@@ -347,15 +391,19 @@ class Controller:
         if replayed:
             self.echo(f"resuming from {self.journal.path}: {self.counts['done']} trials finished, "
                       f"{self.counts['failed']} failed, {len(self.queue)} segments to run again")
-        executor = make_executor(self.spec.executor.backend, self.out / "jobs", self.spec.executor.timeout_min)
+        executor = make_executor(self.spec.executor, self.out / "jobs")
         progress = Progress(self.studies, self.counts)
         try:
             while True:
-                while len(self.live) < self.spec.executor.workers:
+                batch = []
+                while len(self.live) + len(batch) < self.spec.executor.workers:
                     work = self._next_work()
                     if work is None:
                         break
-                    self._submit(executor, *work)
+                    spec = self._prepare(*work)
+                    if spec is not None:
+                        batch.append((*work, spec))
+                self._submit_batch(executor, batch)
                 if not self.live:
                     break
                 self.restore_only = None

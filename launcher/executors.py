@@ -122,7 +122,9 @@ class LocalExecutor:
             return _failure(exc, self._dirs.get(handle.trial_id))
 
 
-def make_executor(backend: str, folder: Path, timeout_min: int = 60) -> Executor:
+def make_executor(spec, folder: Path) -> Executor:
+    """The executor for a sweep's `executor:` block (launcher.config.ExecutorSpec)."""
+    backend, timeout_min = spec.backend, spec.timeout_min
     if backend == "inline":
         return InlineExecutor(folder, timeout_min)
     if backend == "local":
@@ -130,5 +132,6 @@ def make_executor(backend: str, folder: Path, timeout_min: int = 60) -> Executor
     if backend == "slurm":
         from .slurm import SlurmExecutor, SlurmResources   # imported here: slurm.py imports this module
 
-        return SlurmExecutor(folder, SlurmResources(time_min=timeout_min), job_fn=TrialJob())
+        resources = SlurmResources.from_dict({"time_min": timeout_min, **(spec.slurm or {})})
+        return SlurmExecutor(folder, resources, job_fn=TrialJob())
     raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")

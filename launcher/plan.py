@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .asha import AshaConfig
 from .config import SweepSpec
-from .methods.params import DETERMINISTIC, MULTI_FIDELITY, OBJECTIVE, method_domains
+from .methods.params import DETERMINISTIC, MULTI_FIDELITY, method_domains, method_objective
 from .space import SearchSpace, parse_domain
 from .study import StudyPlan
 
@@ -30,7 +30,7 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
                     continue
                 space = _search_space(getattr(method, "space", None))
                 epochs = search.scheduler.max_epochs if method.name in MULTI_FIDELITY else None
-                objective, mode = OBJECTIVE.get(method.name, (None, "min"))
+                objective, mode = method_objective(method.name, task.domain)
                 asha = None
                 if space is not None and epochs is not None and search.scheduler.type == "asha":
                     asha = AshaConfig(eta=search.scheduler.eta, grace=search.scheduler.grace,
@@ -54,5 +54,6 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
                         epochs=epochs, epoch_budget=search.epoch_budget, objective=objective, mode=mode,
                         optimizer_seed=search.seed + (1 if arm == "random" else 0),
                         distributed=method.distributed, resources=method.resources, domain=task.domain,
+                        final_epochs=search.final_epochs if space is not None and epochs is not None else None,
                     ))
     return studies

@@ -254,8 +254,13 @@ class SlurmExecutor:
     def resources_for(self, spec: TrialSpec) -> SlurmResources:
         """Hook for per-spec resources (e.g. a method that needs a GPU). Default: the executor's
         resources, with one SLURM task per rank for a distributed trial (srun starts them)."""
+        resources = self.resources
+        if spec.resources:      # the method's own `resources:` block overrides the sweep's defaults
+            resources = SlurmResources.from_dict({**asdict(resources), **spec.resources})
         ranks = ranks_of(spec)
-        return self.resources if ranks <= 1 else replace(self.resources, tasks_per_node=max(1, ranks // self.resources.nodes))
+        if ranks > 1 and not (spec.resources or {}).get("tasks_per_node"):
+            resources = replace(resources, tasks_per_node=max(1, ranks // resources.nodes))
+        return resources
 
     def render_sbatch(self, spec: TrialSpec, n_tasks: int = 1) -> str:
         """The sbatch script this executor would submit for spec (for --dry-run)."""

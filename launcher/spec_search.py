@@ -105,6 +105,10 @@ class SearchReader(SpecReader):
                 hint="The fraction of ended trials that may fail before the sweep pauses.")
         if (n := self.present(entries, "seed")) is not None:
             kwargs["seed"] = self.integer(n, "search.seed", minimum=0)
+        if (n := self.present(entries, "final_epochs")) is not None and n.value is not None:
+            kwargs["final_epochs"] = self.integer(
+                n, "search.final_epochs", minimum=1,
+                hint="Epochs of the final retraining of each tuned study's best configuration, once per seed.")
         kwargs["scheduler"] = self.scheduler(entries, scheduler)
         return SearchSpec(**kwargs)
 

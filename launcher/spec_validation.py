@@ -320,6 +320,13 @@ class Validator(SearchReader):
                 out[name] = [v.value for v in value.value]
             else:
                 out[name] = self.string(value, where)
+        if out:
+            from .slurm import SlurmResources   # only for sweeps that name SLURM resources
+
+            try:
+                SlurmResources.from_dict(out)
+            except ValueError as error:
+                raise node.error(key, str(error), "See `executor.slurm` in the README.") from None
         return out
 
     def tracking(self, top: dict) -> TrackingSpec:

@@ -41,6 +41,7 @@ class StudyPlan:
     distributed: dict | None = None   # the method's `distributed` block (ranks per trial)
     resources: dict | None = None     # the method's SLURM resource overrides
     domain: str = "forecasting"       # the task's domain (tasks.registry)
+    final_epochs: int | None = None   # tuned studies: retrain the best configuration per seed for this long
 
     @property
     def column(self) -> str:
@@ -62,6 +63,7 @@ class TrialState:
     ingested_lines: int = 0
     job_seconds: float = 0.0      # wall time of its completed segments
     last_metrics: dict[str, float] = field(default_factory=dict)
+    final: bool = False           # a final retrain of the study's best configuration (not a search trial)
 
 
 class Study:
@@ -130,6 +132,38 @@ class Study:
             self.epochs_scheduled += until_epoch - trial.scheduled_to
             trial.scheduled_to = until_epoch
 
+    # -- the final stage: retrain the best configuration once per seed ----------------------------
+    def search_trials(self) -> list[TrialState]:
+        return [t for t in self.trials.values() if not t.final]
+
+    def final_trials(self) -> list[TrialState]:
+        return [t for t in self.trials.values() if t.final]
+
+    def can_finalize(self) -> bool:
+        """The search is over (no more asks, every search trial ended) and its retrain has not started."""
+        if self.plan.final_epochs is None or self.optimizer is None or self.final_trials():
+            return False
+        if self.can_ask() or any(t.status == "running" for t in self.search_trials()):
+            return False
+        return self.best_trial() is not None
+
+    def final_params(self, seed: int, best_trial_dir: str, declared: set[str]) -> dict[str, Any]:
+        """The best configuration, re-seeded for one replicate (and told where its initial weights are)."""
+        best = self.best_trial()
+        params = dict(best.params)
+        if "final_seed" in declared:          # the seed is itself tuned (DASHA): keep it, vary the rest
+            params["final_seed"] = seed
+        elif "seed" in params and "seed" not in self.plan.space.names:
+            params["seed"] = seed
+        if "init_from" in declared:
+            params["init_from"] = best_trial_dir
+        return params
+
+    def add_final(self, trial_id: str, params: dict[str, Any], seed: int) -> TrialState:
+        trial = TrialState(trial_id, self.plan.name, dict(params), seed, final=True)
+        self.trials[trial_id] = trial
+        return trial
+
     # -- what a finished segment means ------------------------------------------------------------
     def segment_done(self, trial: TrialState, until_epoch: int | None, metrics: dict[str, float],
                      objective: str | None) -> tuple[str, int | None, float | None]:
@@ -137,6 +171,9 @@ class Study:
         trial.last_metrics = metrics
         if until_epoch is not None:
             trial.epochs_done = until_epoch
+        if trial.final:                  # retrains are reported, never told to the optimizer
+            trial.status = "complete"
+            return "complete", None, None
         if self.asha is None:
             trial.status = "complete"
             return "complete", None, self._loss_without_asha(metrics, objective)
@@ -171,7 +208,7 @@ class Study:
         whose seeds are all reported."""
         if self.optimizer is None:
             return None
-        finished = [t for t in self.trials.values() if t.status in ("complete", "stopped")]
+        finished = [t for t in self.search_trials() if t.status in ("complete", "stopped")]
         if not finished:
             return None
         if self.asha is not None:

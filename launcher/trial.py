@@ -175,8 +175,12 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
             outcome = method.run(task, dict(spec.params), outbox)
         else:
             outcome = method.run_segment(task, dict(spec.params), trial_dir, spec.until_epoch, outbox)
-    except BaseException:
-        (trial_dir / ("error.txt" if rank == 0 else f"error_rank{rank}.txt")).write_text(traceback.format_exc())
+    except BaseException as error:
+        # error.txt marks a failure of the trial's own code (told to the optimizer). A job stopped from
+        # outside -- submitit's time-limit/preemption handling (UncompletedJobError, SystemExit), a
+        # Ctrl-C -- is infrastructure: no error.txt, so the controller retries instead of blaming the config.
+        if isinstance(error, Exception) and type(error).__name__ != "UncompletedJobError":
+            (trial_dir / ("error.txt" if rank == 0 else f"error_rank{rank}.txt")).write_text(traceback.format_exc())
         raise
     result = {
         "trial_id": spec.trial_id,

@@ -194,6 +194,8 @@ def test_every_declared_param_default_validates(layout):
     methods = {name: {p: decl.default for p, decl in params.items() if decl.default is not None}
                for name, params in METHOD_PARAMS.items()}
     text = MINIMAL.replace("methods:\n  naive:\n", "") + "methods: " + json.dumps(methods) + "\n"
+    # a task of every domain, so that every method has something to apply to
+    text = text.replace("  - dataset: ETTh1\n", "  - dataset: ETTh1\n  - dataset: prom_300_tata\n  - dataset: brazilian_coffee_scenes\n")
     spec = load_sweep(write_spec(sweeps, text))
     assert {m.name: m.params for m in spec.methods} == {
         name: {p: decl.default for p, decl in params.items()} for name, params in METHOD_PARAMS.items()}

@@ -104,6 +104,7 @@ def test_every_default_space_validates_as_a_written_space(layout):
     assert set(DEFAULT_SPACES) <= set(MULTI_FIDELITY)
     methods = {name: {"space": DEFAULT_SPACES.get(name, {})} for name in sorted(MULTI_FIDELITY)}
     text = MINIMAL.replace("methods:\n  naive:\n", "") + "methods: " + json.dumps(methods) + "\n"
+    text = text.replace("  - dataset: ETTh1\n", "  - dataset: ETTh1\n  - dataset: prom_300_tata\n  - dataset: brazilian_coffee_scenes\n")
     spec = load_sweep(write_spec(sweeps, text))
     assert {m.name: m.space for m in spec.methods} == {n: m["space"] for n, m in methods.items()}
 
@@ -154,7 +155,7 @@ def test_tuned_spec_to_dict_round_trips_as_json(layout):
     assert record["search"] == {"preset": "dasha", "optimizer": "TwoPointsDE", "trials": 30,
                                 "epoch_budget": 400, "random_control": True, "max_failure_rate": 0.25,
                                 "seed": 7, "scheduler": {"type": "asha", "eta": 3, "grace": 1,
-                                                         "max_epochs": 27}}
+                                                         "max_epochs": 27}, "final_epochs": None}
     assert record["methods"][1]["space"]["lr"] == {"log": [1e-5, 0.1]}
     as_file = record_as_sweep_file(record, record["out"])
     again = load_sweep(write_spec(sweeps, json.dumps(as_file), "recorded.yaml"))

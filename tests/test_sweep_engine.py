@@ -114,3 +114,50 @@ def test_unknown_optimizer_exits_2(write_sweep, tmp_path, capsys):
     assert main(["sweep", str(sweep)]) == 2
     err = capsys.readouterr().err
     assert f"{sweep}:8:" in err and "TwoPointsDE" in err
+
+
+FINAL = """
+name: final
+out: {out}
+seeds: [0, 1, 2]
+tasks:
+  - dataset: ETTh1
+    horizons: [96]
+methods:
+  synthetic: {{}}
+search:
+  trials: 6
+  final_epochs: 5
+  scheduler: {{type: asha, eta: 2, grace: 1, max_epochs: 4}}
+executor: {{backend: inline, workers: 2}}
+"""
+
+
+def test_final_stage_retrains_the_best_configuration_once_per_seed(write_sweep, tmp_path):
+    out = tmp_path / "out"
+    assert main(["sweep", str(write_sweep(FINAL.format(out=out)))]) == 0
+    journal = events(out)
+    finals = [e for e in journal if e["event"] == "final_asked"]
+    last_search = max(i for i, e in enumerate(journal) if e["event"] == "segment_done" and "__final" not in e["trial_id"])
+    first_final = min(i for i, e in enumerate(journal) if e["event"] == "final_asked")
+    assert first_final > last_search, "the retrain starts only once the search has ended"
+    # the best search trial by fidelity loss: highest rung reached, then rank there (recomputed here)
+    done = [e for e in journal if e["event"] == "segment_done" and "__final" not in e["trial_id"]]
+    top = max(e["until_epoch"] for e in done)
+    best = min((e for e in done if e["until_epoch"] == top), key=lambda e: e["value"])["trial_id"]
+    asked = {e["trial_id"]: e["params"] for e in journal if e["event"] == "asked"}
+    assert [e["seed"] for e in finals] == [0, 1, 2] and {e["best"] for e in finals} == {best}
+    for e in finals:   # same configuration, its own seed
+        assert {k: v for k, v in e["params"].items() if k != "seed"} == {k: v for k, v in asked[best].items() if k != "seed"}
+        assert e["params"]["seed"] == e["seed"]
+    # each retrain ran all 5 epochs in one segment and nothing was told for it
+    final_done = [e for e in journal if e["event"] == "segment_done" and "__final" in e["trial_id"]]
+    assert sorted(e["until_epoch"] for e in final_done) == [5, 5, 5]
+    assert all(e["loss"] is None for e in final_done)
+    # the retrains, not the search trial, are the study's reported result
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("final")
+    selected = client.search_runs([exp.experiment_id], "tags.`launcher.selected` = 'true'")
+    assert sorted(r.data.tags["launcher.trial"] for r in selected) == sorted(e["trial_id"] for e in finals)
+    assert {r.data.tags["launcher.final"] for r in selected} == {"true"}
+

@@ -23,6 +23,7 @@ from launcher.__main__ import main
 SWEEP = """
 name: killme
 out: {out}
+seeds: [0, 1]
 tasks:
   - dataset: ETTh1
     horizons: [96]
@@ -31,6 +32,7 @@ methods:
 search:
   trials: 10
   random_control: true
+  final_epochs: 3
   scheduler: {{type: asha, eta: 2, grace: 1, max_epochs: 8}}
 executor: {{backend: inline, workers: 2}}
 """
@@ -42,7 +44,7 @@ def journal(out: Path) -> list[dict]:
 
 def summary(out: Path) -> dict:
     events = journal(out)
-    asked = {e["trial_id"]: e["params"] for e in events if e["event"] == "asked"}
+    asked = {e["trial_id"]: e["params"] for e in events if e["event"] in ("asked", "final_asked")}
     done = {e["trial_id"]: (e["until_epoch"], e["decision"], e["loss"]) for e in events
             if e["event"] == "segment_done" and e["decision"] != "continue"}
     return {"asked": asked, "final": done}
@@ -61,7 +63,9 @@ def test_kill_9_at_20_moments_then_resume_equals_uninterrupted(write_sweep, tmp_
     reference_out = tmp_path / "reference"
     assert main(["sweep", str(write_sweep(SWEEP.format(out=reference_out), "ref.yaml"))]) == 0
     reference = summary(reference_out)
-    assert len(reference["asked"]) == 20 and len(reference["final"]) == 20
+    # 10 search trials per arm, then the best of each arm retrained once per seed (2 arms x 2 seeds)
+    assert len(reference["asked"]) == 24 and len(reference["final"]) == 24
+    assert sum("__final-s" in t for t in reference["asked"]) == 4
 
     out = tmp_path / "killed"
     sweep = write_sweep(SWEEP.format(out=out), "killed.yaml")
@@ -95,7 +99,8 @@ def test_kill_9_at_20_moments_then_resume_equals_uninterrupted(write_sweep, tmp_
     assert all(n == 1 for n in completed_segments(out).values()), completed_segments(out)
     events = journal(out)
     tells = [e for e in events if e["event"] == "segment_done" and e["decision"] != "continue"]
-    assert len(tells) == len({e["trial_id"] for e in tells}) == 20   # one tell per finished trial
+    assert len(tells) == len({e["trial_id"] for e in tells}) == 24   # one decision per finished trial
+    assert sum(e["loss"] is not None for e in tells) == 20             # the retrains are never told
 
     # MLflow: one run per trial, and every metric history has strictly increasing, unique steps
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
