@@ -1,24 +1,22 @@
-"""The comparison report of sweeps (the paper's Table 3): rows = tasks, columns = methods. Load + public API.
+"""The comparison report of sweeps (the paper's Table 3): one section per task domain (forecasting,
+genomics, satellite), rows = tasks, columns = methods. Data model, aggregates and the public API.
 
-A cell = the test metric at the validation-selected checkpoint (tuned study: its selected trial; fixed
-study: one run per seed), mean and 95% t-interval over seeds. Expected cells come from plan.json, so
-missing, failed and pending cells are shown, never dropped. Rendering: `report_render`; figures:
-`report_plots`. Several folders: the union of rows and columns; a column name two sweeps share is one
-column when they ran it on disjoint tasks, else kept twice as "name [sweep]" so no number hides another.
+A cell = the test metric at the validation-selected checkpoint (tuned study: its selected trial or its
+final retrains; fixed study: one run per seed), mean and 95% t-interval over seeds. Forecasting cells are
+test MSE / MAE (lower is better); genomics and satellite cells are each task's own literature metric (MCC,
+F1, accuracy or average precision; higher is better), at the validation-selected epoch and, in a second
+table, at the last epoch. Expected cells come from plan.json, so missing, failed and pending cells are
+shown, never dropped. Loading: `report_load`; rendering: `report_render`; figures: `report_plots`.
+Several folders: the union of rows and columns; a column name two sweeps share is one column when they
+ran it on disjoint tasks, else kept twice as "name [sweep]" so no number hides another.
 """
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
-
-from .errors import SpecError
-from .methods.params import DETERMINISTIC, METHOD_KIND
-from .config import read_record, record_task_names
-from .tracking import Tracker, recorded_uri
 
 
 @dataclass(frozen=True)
@@ -31,20 +29,55 @@ class Metric:
         return 100.0 * ((base - value) if self.direction == "min" else (value - base)) / abs(base)
 
 
-# Everything domain-specific the report needs, in one place: metrics with their direction, the
-# default baseline column (first one present), and what the units are.
-DOMAINS = {
-    "forecasting": {
-        "metrics": (Metric("test_mse", "test MSE"), Metric("test_mae", "test MAE")),
-        "baselines": ("auto_arima", "naive"),
-        "units": "normalized units (z-scored with train statistics), averaged over channels x stride-1 "
-                 "test windows x horizon steps",
-    },
+@dataclass(frozen=True)
+class DomainInfo:
+    """Everything domain-specific the report needs, in one place."""
+    name: str
+    title: str                     # the section heading
+    metrics: tuple[Metric, ...]    # with their direction; one table each
+    baselines: tuple[str, ...]     # default baseline column: the first one present (a column name, else a method)
+    cells: str                     # what a cell holds, for the "Cells:" paragraph
+
+
+SCORE_METRICS = (Metric("test_score", "test score at the validation-selected epoch", "max"),
+                 Metric("test_score_last", "test at last epoch", "max"))
+CLASSIFICATION_CELLS = (
+    "each task's own test metric, named in its row after the task (MCC, F1, accuracy or average precision: the "
+    "metric the literature reports for that task; higher is better), at the epoch selected on validation data (a "
+    "tuned study: the trial its optimizer selected on validation data, or its final retrains over seeds); the "
+    "table \"test at last epoch\" holds the same metric at the last training epoch, with no selection")
+DOMAINS: dict[str, DomainInfo] = {
+    "forecasting": DomainInfo(
+        "forecasting", "Forecasting", (Metric("test_mse", "test MSE"), Metric("test_mae", "test MAE")),
+        ("auto_arima", "naive"),
+        "the test metric at the validation-selected checkpoint (a tuned study: the trial its optimizer selected on "
+        "validation data), in normalized units (z-scored with train statistics), averaged over channels x stride-1 "
+        "test windows x horizon steps"),
+    "genomics": DomainInfo("genomics", "Genomics", SCORE_METRICS, ("backbone",), CLASSIFICATION_CELLS),
+    "satellite": DomainInfo("satellite", "Satellite imagery", SCORE_METRICS, ("backbone",), CLASSIFICATION_CELLS),
 }
-DOMAIN = "forecasting"
-METRICS: tuple[Metric, ...] = DOMAINS[DOMAIN]["metrics"]
+METRICS: tuple[Metric, ...] = DOMAINS["forecasting"].metrics
 CONFIDENCE = 0.95
 TUNED_ARMS = ("tuned", "random")
+# How a task's literature metric (tasks.classification.METRICS) is named in its row label.
+TASK_METRIC_LABELS = {"mcc": "MCC", "f1": "F1", "accuracy": "accuracy", "average_precision": "macro AP",
+                      "average_precision_micro": "micro AP"}
+
+
+def registry_task_metric(task: str, domain: str) -> str | None:
+    """The literature metric of a genomics or satellite task from the task registry; None if unknown."""
+    try:
+        if domain == "genomics":
+            from tasks.genomics import genomics_task_info
+
+            return genomics_task_info(task).metric
+        if domain == "satellite":
+            from tasks.satellite import satellite_task_info
+
+            return satellite_task_info(task).metric
+    except ValueError:
+        return None
+    return None
 
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float] | None:
@@ -116,17 +149,24 @@ class Cost:
 
 @dataclass
 class Report:
+    """One domain's section: its tasks, the columns that ran (or publish) any of them, their cells and cost."""
     sweeps: list[tuple[str, str]]  # (name, state: finished | paused | unfinished | unknown)
     tasks: list[str]
     columns: list[Column]
     cells: dict                    # (metric, task, column) -> Cell
     n_parameters: dict             # column -> set of ints
-    costs: dict                    # column -> Cost
+    costs: dict                    # column -> Cost (the column's trial runs on this domain's tasks)
     notes: dict                    # column -> set of notes from the runs
     baseline: str | None
     remarks: list[str] = field(default_factory=list)
     metrics: tuple[Metric, ...] = METRICS
     references: list[Reference] = field(default_factory=list)
+    domain: str = "forecasting"
+    task_metrics: dict = field(default_factory=dict)    # task -> literature metric (classification domains)
+
+    @property
+    def info(self) -> DomainInfo:
+        return DOMAINS[self.domain]
 
     def own(self) -> list[Column]:
         return [c for c in self.columns if not c.published]
@@ -134,168 +174,26 @@ class Report:
     def cell(self, metric: str, task: str, column: str) -> Cell:
         return self.cells[(metric, task, column)]
 
-
-# --------------------------------------------------------------------------- loading
-def _state(folder: Path) -> str:
-    """finished | paused | unfinished (running, or killed) from the journal's last lifecycle event."""
-    states = {"sweep_started": "unfinished", "sweep_finished": "finished", "paused": "paused"}
-    journal = folder / "journal.jsonl"
-    events = [json.loads(x).get("event") for x in journal.read_text().splitlines() if x.endswith("}")] \
-        if journal.exists() else []
-    return next((states[e] for e in reversed(events) if e in states), "unfinished" if events else "unknown")
+    def row_label(self, task: str) -> str:
+        metric = self.task_metrics.get(task)
+        return f"{task} ({TASK_METRIC_LABELS.get(metric, metric)})" if metric else task
 
 
-def _load_sweep(folder: Path, index: int) -> dict:
-    spec = read_record(folder)
-    tasks = [name for t in spec["tasks"] for name in record_task_names(t)]
-    if (folder / "plan.json").exists():
-        plan = json.loads((folder / "plan.json").read_text())
-    else:                          # a folder written before plan.json existed: one fixed column per method
-        plan = [{"task": t, "column": m["name"], "method": m["name"], "arm": "fixed", "trials": 1}
-                for t in tasks for m in spec["methods"]]
-    columns = {p["column"]: p["method"] for p in plan}
-    expected = {(p["task"], p["column"]): (p.get("arm", "fixed"), int(p.get("trials", 1))) for p in plan}
-    cells = {(m.name, t, c): Cell() for m in METRICS for t, c in expected}
-    params, notes, costs = ({c: set() for c in columns}, {c: set() for c in columns}, {c: Cost() for c in columns})
-    state = _state(folder)
-    tracker = Tracker(recorded_uri(spec, folder), spec["name"])
-    for run in tracker.runs(kind="trial"):
-        tags, status, metrics = run.data.tags, run.info.status, run.data.metrics
-        task, column = tags.get("launcher.task"), tags.get("launcher.column", tags.get("launcher.method"))
-        if (task, column) not in expected:
-            continue
-        cost, seconds = costs[column], float(metrics.get("job_seconds", metrics.get("wall_seconds", 0.0)))
-        gpus, cpus = float(tags.get("launcher.gpus") or 0), tags.get("launcher.cpus")
-        cost.runs, cost.failed = cost.runs + 1, cost.failed + (status == "FAILED")
-        cost.job_seconds, cost.untagged = cost.job_seconds + seconds, cost.untagged + (cpus is None)
-        if gpus > 0:
-            cost.gpu_seconds += seconds * gpus
-        else:
-            cost.cpu_seconds += seconds * float(cpus or 1)
-        counted = status == "FINISHED" and (expected[(task, column)][0] not in TUNED_ARMS
-                                            or tags.get("launcher.selected") == "true")
-        for metric in METRICS:
-            cell = cells[(metric.name, task, column)]
-            if counted and metric.name in metrics:
-                cell.values.append(float(metrics[metric.name]))
-            elif status == "FAILED":
-                cell.failed += 1
-        if counted:
-            params[column].update([int(metrics["n_parameters"])] if "n_parameters" in metrics else [])
-            notes[column].update(filter(None, tags.get("launcher.notes", "").split(" | ")))
-    running = state in ("unfinished", "paused")
-    for (_, task, column), cell in cells.items():
-        arm, trials = expected[(task, column)]
-        if arm in TUNED_ARMS:      # failed trials of a tuned study do not fail its selected result
-            cell.failed, cell.pending = (0 if cell.values else cell.failed), int(running and not cell.values)
-        else:
-            cell.pending = max(0, trials - len(cell.values) - cell.failed) if running else 0
-    return {"index": index, "name": spec["name"], "state": state, "tasks": tasks, "columns": columns,
-            "cells": cells, "params": params, "notes": notes, "costs": costs,
-            "baseline": (spec.get("report") or {}).get("baseline"),
-            "task_sets": {c: {t for t, col in expected if col == c} for c in columns}}
+@dataclass
+class Document:
+    """The whole report: one section per domain present (forecasting, genomics, satellite, in that order)."""
+    sweeps: list[tuple[str, str]]
+    sections: list[Report]
+    references: list[Reference] = field(default_factory=list)
+    remarks: list[str] = field(default_factory=list)    # not tied to a section (published tasks outside the rows)
+
+    @property
+    def nested(self) -> bool:      # a forecasting-only report keeps its flat layout, with no domain headings
+        return [s.domain for s in self.sections] != ["forecasting"]
 
 
-def load_reference(path: Path) -> list[Reference]:
-    """Published numbers from a YAML file (format: sweeps/reference/README.md); SpecError if malformed."""
-    import yaml
-
-    def bad(message: str, key: str | None = None) -> SpecError:
-        return SpecError(message, file=str(path), key=key, hint="see sweeps/reference/README.md for the format")
-
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise bad(f"cannot read reference file: {err}") from None
-    if not isinstance(doc, dict) or not isinstance((doc.get("source") or {}).get("citation"), str):
-        raise bad("expected a `source:` mapping with a `citation:` text", "source")
-    if not isinstance(doc.get("entries"), list) or not doc["entries"]:
-        raise bad("expected a non-empty `entries:` list", "entries")
-    known, found = {m.name for m in METRICS}, []
-    for i, entry in enumerate(doc["entries"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("results"), dict):
-            raise bad("each entry needs `name:` and `results:` (task -> {metric: value})", f"entries[{i}]")
-        for task, values in entry["results"].items():
-            if not isinstance(values, dict) or any(m not in known or isinstance(v, bool) or not isinstance(v, (int, float))
-                                                   or not math.isfinite(v) for m, v in values.items()):
-                raise bad(f"expected {{metric: number}}, metrics among {sorted(known)}", f"entries[{i}].results.{task}")
-        results = {str(t): {m: float(v) for m, v in vs.items()} for t, vs in entry["results"].items()}
-        found.append(Reference(entry["name"], str(entry.get("kind", "supervised")), doc["source"]["citation"],
-                               str(entry.get("protocol", doc.get("protocol", ""))), Path(path).name, results,
-                               int(entry.get("decimals", doc.get("decimals", 3))), entry.get("pretraining_observations")))
-    return found
-
-
-def _columns(sweeps: list[dict]) -> tuple[list[Column], dict]:
-    """Report columns of several sweeps, and (sweep index, sweep column) -> report column name."""
-    owners: dict[str, list[dict]] = {}
-    for s in sweeps:
-        for name in s["columns"]:
-            owners.setdefault(name, []).append(s)
-    columns, label_of = [], {}
-    for name, group in owners.items():
-        sets = [s["task_sets"][name] for s in group]
-        merge = sum(map(len, sets)) == len(set().union(*sets)) and len({s["columns"][name] for s in group}) == 1
-        for s in group:
-            label = name if merge else f"{name} [{s['name']}]"
-            if not merge and any(c.name == label for c in columns):    # two sweeps of the same name
-                label = f"{name} [{s['name']} #{s['index'] + 1}]"
-            label_of[(s["index"], name)] = label
-            if not merge or s is group[0]:
-                method = s["columns"][name]
-                columns.append(Column(label, method, METHOD_KIND.get(method, "?"), method in DETERMINISTIC))
-    return columns, label_of
-
-
-def load_report(folders: Sequence[Path] | Path, references: Sequence[Path] = (), baseline: str | None = None) -> Report:
-    folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
-    sweeps = [_load_sweep(f, i) for i, f in enumerate(folders)]
-    tasks = list(dict.fromkeys(t for s in sweeps for t in s["tasks"]))
-    datasets = list(dict.fromkeys(t.rsplit("-", 1)[0] for t in tasks))    # rows: dataset, then horizon
-    tasks.sort(key=lambda t: (datasets.index(t.rsplit("-", 1)[0]), int(t.rsplit("-", 1)[1])
-                              if t.rsplit("-", 1)[-1].isdigit() else 0))
-    columns, label_of = _columns(sweeps)
-    cells, costs = {}, {c.name: Cost() for c in columns}
-    params, notes = {c.name: set() for c in columns}, {c.name: set() for c in columns}
-    for s in sweeps:
-        for name in s["columns"]:
-            label = label_of[(s["index"], name)]
-            params[label] |= s["params"][name]
-            notes[label] |= s["notes"][name]
-            for attr, value in vars(s["costs"][name]).items():
-                setattr(costs[label], attr, getattr(costs[label], attr) + value)
-        for (metric, task, name), cell in s["cells"].items():
-            cells[(metric, task, label_of[(s["index"], name)])] = cell
-    remarks, refs = [], [r for path in references for r in load_reference(path)]
-    for ref in refs:
-        column = Column(f"published: {ref.name}", ref.name, f"published ({ref.kind})", reference=ref)
-        columns.append(column)
-        params[column.name], notes[column.name] = set(), set()
-        outside = sorted(set(ref.results) - set(tasks))
-        if outside:
-            remarks.append(f"`{column.name}` also publishes {len(outside)} task(s) outside this report's rows "
-                           f"({', '.join(outside)}): not shown.")
-        for task in tasks:
-            for m in METRICS:
-                value = ref.results.get(task, {}).get(m.name)
-                cells[(m.name, task, column.name)] = Cell([] if value is None else [value], published=True)
-    for c in columns:              # a task another sweep brought in, never planned for this column: missing
-        for key in ((m.name, t, c.name) for m in METRICS for t in tasks):
-            cells.setdefault(key, Cell())
-    own = [c for c in columns if not c.published]
-    wanted = baseline or next((s["baseline"] for s in sweeps if s["baseline"]), None)
-    if wanted:                     # a column name, else the first column running that method
-        chosen = next((c.name for c in own if c.name == wanted), None) or \
-            next((c.name for c in own if c.method == wanted), None)
-        if baseline and chosen is None:
-            raise SpecError(f"--baseline {baseline!r} is not a column of this report", key="--baseline",
-                            hint=f"choose one of: {', '.join(c.name for c in own)}")
-        if chosen and chosen != wanted:
-            remarks.append(f"baseline `{wanted}` is a method of several columns: % improvement is over `{chosen}`.")
-    else:
-        chosen = next((c.name for d in DOMAINS[DOMAIN]["baselines"] for c in own if c.name == d), None)
-    return Report([(s["name"], s["state"]) for s in sweeps], tasks, columns, cells, params, costs, notes, chosen,
-                  remarks, METRICS, refs)
+def as_document(source: Report | Document) -> Document:
+    return source if isinstance(source, Document) else Document(source.sweeps, [source], source.references)
 
 
 # --------------------------------------------------------------------------- aggregates
@@ -350,13 +248,20 @@ def write_report(folders: Sequence[Path] | Path, *, references: Sequence[Path] =
     from .report_plots import make_figures
     from .report_render import render_csv, render_html, render_markdown
 
-    report = load_report(folders, references, baseline)
-    figures = make_figures(report) if plots else []
+    doc = load_document(folders, references, baseline)
+    figures = make_figures(doc) if plots else []
     out = Path(folders if isinstance(folders, (str, Path)) else folders[0])
-    markdown = render_markdown(report, figures)
+    markdown = render_markdown(doc, figures)
     (out / "report.md").write_text(markdown)
-    (out / "report.csv").write_text(render_csv(report))
-    (out / "report.html").write_text(render_html(report, figures))
+    (out / "report.csv").write_text(render_csv(doc))
+    (out / "report.html").write_text(render_html(doc, figures))
     for figure in figures:
         (out / figure.filename).write_bytes(figure.png)
     return markdown
+
+
+from .report_load import load_document, load_reference, load_report  # noqa: E402  (report_load uses the above)
+
+__all__ = ["CONFIDENCE", "DOMAINS", "METRICS", "Aggregate", "Cell", "Column", "Cost", "Document", "DomainInfo",
+           "Metric", "Reference", "Report", "aggregates", "as_document", "load_document", "load_reference",
+           "load_report", "ranks", "registry_task_metric", "t_interval", "write_report"]

@@ -6,7 +6,9 @@
    methods and baselines; for a foundation model its pretraining observations (plus the task's
    training observations when it is fine-tuned), from `FM_PRETRAINING` below. A method whose data
    size is not known is left out, and a note says so.
-2. Per-task bars of the first metric with their 95% intervals over seeds.
+   Forecasting only: the training size of genomics and satellite tasks is not read here yet.
+2. Per-task bars of the first metric with their 95% intervals over seeds, one figure per domain section
+   (genomics and satellite: the task's own metric at the validation-selected epoch, named on its tick).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import io
 import statistics
 from dataclasses import dataclass, field
 
-from .report import Column, Report, aggregates, t_interval
+from .report import Column, Document, Report, aggregates, as_document, t_interval
 
 # Pretraining data of time-series foundation models, in observations (time points), with the source.
 # Keyed by method name; a method missing here is left out of Figure 1 with a note.
@@ -44,6 +46,7 @@ class Figure:
     caption: str
     png: bytes
     notes: list[str] = field(default_factory=list)
+    domain: str = "forecasting"    # the report section it belongs to
 
 
 def training_observations(task: str) -> int | None:
@@ -161,17 +164,28 @@ def figure_per_task(report: Report) -> Figure:
             continue
         ax.bar(xs, heights, width=bar, yerr=errors, capsize=2, color=PALETTE[index % len(PALETTE)],
                hatch="//" if column.published else None, label=column.name, edgecolor="white", linewidth=0.3)
+    forecasting = report.domain == "forecasting"
     ax.set_xticks(range(len(tasks)))
-    ax.set_xticklabels(tasks, rotation=45, ha="right")
+    ax.set_xticklabels([report.row_label(t) for t in tasks], rotation=45, ha="right")
     ax.set_ylabel(f"{metric.label} ({'lower' if metric.direction == 'min' else 'higher'} is better)")
-    ax.set_title(f"{metric.label} per task; error bars: 95% t-interval over seeds")
+    ax.set_title(("" if forecasting else f"{report.info.title}: ") +
+                 f"{metric.label} per task; error bars: 95% t-interval over seeds")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     caption = (f"{metric.label} per task and column (mean over seeds; error bars: 95% t-interval where there are "
                f"two or more seeds). Missing, failed and pending cells have no bar; hatched: published numbers.")
-    return Figure("report_tasks.png", f"{metric.label} per task", caption, _png(fig))
+    if not forecasting:
+        caption += " Each task's bars are in its own metric, named after the task on the x axis."
+    return Figure("report_tasks.png" if forecasting else f"report_{report.domain}_tasks.png",
+                  f"{metric.label} per task" if forecasting else f"{report.info.title}: {metric.label} per task",
+                  caption, _png(fig), domain=report.domain)
 
 
-def make_figures(report: Report) -> list[Figure]:
-    figures = [figure_data_vs_improvement(report), figure_per_task(report)]
+def make_figures(report: Report | Document) -> list[Figure]:
+    """Figure 1 for the forecasting section (where the data sizes are known), per-task bars for every section."""
+    figures = []
+    for section in as_document(report).sections:
+        if section.domain == "forecasting":
+            figures.append(figure_data_vs_improvement(section))
+        figures.append(figure_per_task(section))
     return [f for f in figures if f is not None]

@@ -1,6 +1,8 @@
 """Rendering of a loaded `Report`: Markdown (terminal, report.md), long-format CSV, self-contained HTML.
 
-Markdown and HTML are rendered from one list of blocks, so they always say the same thing. The
+A report of one domain is flat (its metric tables, cost, figures, notes); a report with genomics or
+satellite tasks has one `##` section per domain, its tables one level down, and one list of notes at the
+end. Markdown and HTML are rendered from one list of blocks, so they always say the same thing. The
 HTML has inline CSS and the figures as base64 data URIs: one file, no external assets. Floats have
 fixed formats and nothing depends on the clock, so the same report gives the same bytes.
 """
@@ -13,7 +15,7 @@ import io
 import re
 import statistics
 
-from .report import CONFIDENCE, DOMAIN, DOMAINS, Cell, Column, Metric, Report, aggregates
+from .report import CONFIDENCE, Cell, Column, Document, Metric, Report, aggregates, as_document
 
 DASH = "—"
 
@@ -72,7 +74,7 @@ def _mean(values: list[float], digits: int, how=statistics.fmean) -> str:
 
 
 # --------------------------------------------------------------------------- the document
-def _metric_blocks(report: Report, metric: Metric) -> list[tuple]:
+def _metric_blocks(report: Report, metric: Metric, level: str = "h2") -> list[tuple]:
     columns, n_tasks = report.columns, len(report.tasks)
     better = "lower" if metric.direction == "min" else "higher"
     rows = []
@@ -85,7 +87,7 @@ def _metric_blocks(report: Report, metric: Metric) -> list[tuple]:
             text = cell_text(cells[c.name], c)
             bold = not c.published and best is not None and cells[c.name].mean == best
             texts.append(f"**{text}**" if bold else text)
-        rows.append([task] + texts)
+        rows.append([report.row_label(task)] + texts)
     agg = aggregates(report, metric)
 
     def over(values: list[float], digits: int, how=statistics.fmean) -> str:    # "(k/n tasks)" when partial
@@ -99,10 +101,10 @@ def _metric_blocks(report: Report, metric: Metric) -> list[tuple]:
         for name, how in (("mean", statistics.fmean), ("median", statistics.median)):
             rows.append([f"{name} % better than {report.baseline}"]
                         + [over(agg[c.name].gains, 2, how) for c in columns])
-    return [("h2", f"{metric.label} ({better} is better)"), ("table", ["task"] + [label(c) for c in columns], rows)]
+    return [(level, f"{metric.label} ({better} is better)"), ("table", ["task"] + [label(c) for c in columns], rows)]
 
 
-def _cost_blocks(report: Report) -> list[tuple]:
+def _cost_blocks(report: Report, level: str = "h2") -> list[tuple]:
     columns = report.columns
     rows = [["kind"] + [c.kind for c in columns],
             ["parameters"] + [DASH if c.published else _params(report.n_parameters[c.name]) for c in columns]]
@@ -115,72 +117,95 @@ def _cost_blocks(report: Report) -> list[tuple]:
     rows.append(["cost"] + [_cost(report, c) for c in columns])
     rows.append(["job time (h:mm:ss)"] + [DASH if c.published or c.name not in report.costs
                                           else _duration(report.costs[c.name].job_seconds) for c in columns])
-    return [("h2", "Cost and size"), ("table", [""] + [label(c) for c in columns], rows)]
+    return [(level, "Cost and size"), ("table", [""] + [label(c) for c in columns], rows)]
 
 
-def _notes(report: Report, figures) -> list[str]:
-    notes = [f"**{c.name}**: {note}" for c in report.columns for note in sorted(report.notes.get(c.name, ()))]
+def _notes(doc: Document, figures) -> list[str]:
+    def each(make) -> list[str]:   # the sections' notes; nested, each named after the domains that have it
+        if not doc.nested:
+            return [note for s in doc.sections for note in make(s)]
+        where: dict[str, list[str]] = {}
+        for s in doc.sections:
+            for note in make(s):
+                where.setdefault(note, []).append(s.info.title)
+        return [f"{', '.join(titles)}: {note}" for note, titles in where.items()]
+
+    notes = each(lambda s: [f"**{c.name}**: {note}" for c in s.columns for note in sorted(s.notes.get(c.name, ()))])
     notes.append("cost = sum over every trial run of the column (all trials of a tuned study, whatever their "
                  "status) of job seconds x the CPUs it held (GPUs, for a run that held GPUs) / 3600; job time = "
                  "the same job seconds, summed. A failed run counts the job time of its completed segments only.")
-    untagged = sum(cost.untagged for cost in report.costs.values() if cost is not None)
+    untagged = sum(cost.untagged for s in doc.sections for cost in s.costs.values() if cost is not None)
     if untagged:
         notes.append(f"{untagged} trial run(s) carry no launcher.cpus tag (recorded before it existed): "
                      "counted as 1 CPU each.")
-    if report.baseline:
-        notes.append(f"% better than `{report.baseline}`: 100 x (baseline - method) / baseline per task "
-                     "(reversed for higher-is-better metrics), over the tasks where both have a result.")
-    else:
-        notes.append("no baseline column in this report (defaults: "
-                     f"{', '.join(DOMAINS[DOMAIN]['baselines'])}; or pass --baseline), so no % improvement rows.")
-    if report.references:
+    notes += each(lambda s: [
+        f"% better than `{s.baseline}`: 100 x (baseline - method) / baseline per task (reversed for higher-is-better "
+        "metrics), over the tasks where both have a result." if s.baseline and s.metrics[0].direction == "min" else
+        f"% better than `{s.baseline}`: 100 x (method - baseline) / |baseline| per task (higher is better), over the "
+        "tasks where both have a result." if s.baseline else
+        f"no baseline column in this report (defaults: {', '.join(s.info.baselines)}; or pass --baseline), so no "
+        "% improvement rows."])
+    notes += each(lambda s: [] if s.domain == "forecasting" else [
+        "\"average\" averages each task's own metric (MCC, F1, accuracy, average precision) as they are: a summary, "
+        "not one quantity; ranks and % improvement compare like with like, task by task.",
+        "\"test at last epoch\": the same test metric after the last training epoch, with no selection on "
+        "validation data; it is shown next to the validation-selected table, never instead of it."])
+    if doc.references:
         notes.append("`published:` columns are numbers copied from papers, not runs of this sweep. They use "
                      "other lookbacks, windows and codebases (e.g. some loaders drop the last incomplete test "
                      "batch), so they do not sit on the same test windows as this sweep: they are never bold, "
                      "have no interval, and are ranked with the other columns only in the row "
                      "\"average rank incl. published\".")
-        for ref in report.references:
+        for ref in doc.references:
             notes.append(f"`published: {ref.name}` ({ref.file}): {ref.citation} Protocol: {ref.protocol}")
-    notes.extend(report.remarks)
+    notes.extend(doc.remarks)
+    notes += each(lambda s: s.remarks)
     for figure in figures:
         notes.extend(figure.notes)
     return notes
 
 
-def document(report: Report, figures=()) -> list[tuple]:
-    names = " + ".join(f"`{name}`" for name, _ in report.sweeps)
-    blocks: list[tuple] = [("h1", f"Comparison report: sweep{'s' if len(report.sweeps) > 1 else ''} {names}")]
-    for name, state in report.sweeps:
+def document(source: Report | Document, figures=()) -> list[tuple]:
+    doc = as_document(source)
+    names = " + ".join(f"`{name}`" for name, _ in doc.sweeps)
+    blocks: list[tuple] = [("h1", f"Comparison report: sweep{'s' if len(doc.sweeps) > 1 else ''} {names}")]
+    for name, state in doc.sweeps:
         if state in ("unfinished", "paused"):
             why = "paused after too many failed trials" if state == "paused" else "still running, or stopped early"
             blocks.append(("p", f"**Sweep `{name}` is not finished** ({why}): *pending* cells have runs still to "
                                 f"come and the aggregates cover finished cells only. "
                                 f"`python -m launcher resume DIR` continues it."))
-    blocks.append(("p", f"Cells: the test metric at the validation-selected checkpoint (a tuned study: the trial "
-                        f"its optimizer selected on validation data), in {DOMAINS[DOMAIN]['units']}. A cell is the "
-                        f"mean over seeds ± the half-width of the {CONFIDENCE:.0%} t-interval, n = seeds; "
-                        f"\"(1 seed)\": a single seed, no interval; † deterministic method, run once (seeds would "
-                        f"not change it). **Bold**: best of this report's own columns in the row. Failed, missing "
-                        f"and pending cells are shown as such, never dropped; \"(k/n tasks)\": an aggregate over "
-                        f"the k tasks where the column has a result."))
-    for metric in report.metrics:
-        blocks.extend(_metric_blocks(report, metric))
-    blocks.extend(_cost_blocks(report))
-    if figures:
-        blocks.append(("h2", "Figures"))
-        for figure in figures:
-            blocks += [("img", figure.filename, figure.title), ("p", figure.caption)]
-    blocks.extend([("h2", "Notes"), ("ul", _notes(report, figures))])
+    level, common = ("h3" if doc.nested else "h2"), (
+        f"A cell is the mean over seeds ± the half-width of the {CONFIDENCE:.0%} t-interval, n = seeds; \"(1 seed)\": "
+        f"a single seed, no interval; † deterministic method, run once (seeds would not change it). **Bold**: best of "
+        f"this report's own columns in the row. Failed, missing and pending cells are shown as such, never dropped; "
+        f"\"(k/n tasks)\": an aggregate over the k tasks where the column has a result.")
+    if doc.nested:
+        blocks.append(("p", f"One section per task domain. In every table: {common[0].lower()}{common[1:]}"))
+    for section in doc.sections:
+        if doc.nested:
+            n = len(section.tasks)
+            blocks.append(("h2", f"{section.info.title} ({n} task{'s' if n != 1 else ''})"))
+        blocks.append(("p", f"Cells: {section.info.cells}." + ("" if doc.nested else f" {common}")))
+        for metric in section.metrics:
+            blocks.extend(_metric_blocks(section, metric, level))
+        blocks.extend(_cost_blocks(section, level))
+        mine = [f for f in figures if getattr(f, "domain", "forecasting") == section.domain]
+        if mine:
+            blocks.append((level, "Figures"))
+            for figure in mine:
+                blocks += [("img", figure.filename, figure.title), ("p", figure.caption)]
+    blocks.extend([("h2", "Notes"), ("ul", _notes(doc, figures))])
     return blocks
 
 
 # --------------------------------------------------------------------------- Markdown
-def render_markdown(report: Report, figures=()) -> str:
+def render_markdown(report: Report | Document, figures=()) -> str:
     parts = []
     for block in document(report, figures):
         kind = block[0]
-        if kind in ("h1", "h2"):
-            parts.append(("#" if kind == "h1" else "##") + " " + block[1])
+        if kind in ("h1", "h2", "h3"):
+            parts.append("#" * int(kind[1]) + " " + block[1])
         elif kind == "p":
             parts.append(block[1])
         elif kind == "ul":
@@ -211,14 +236,14 @@ def _inline(text: str) -> str:
     return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", text)
 
 
-def render_html(report: Report, figures=()) -> str:
+def render_html(report: Report | Document, figures=()) -> str:
     by_name = {figure.filename: figure for figure in figures}
     title = html.escape(" + ".join(name for name, _ in report.sweeps))
     out = ['<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
            f'<title>Comparison report: {title}</title>', f'<style>{CSS}</style>', '</head>', '<body>']
     for block in document(report, figures):
         kind = block[0]
-        if kind in ("h1", "h2", "p"):
+        if kind in ("h1", "h2", "h3", "p"):
             out.append(f"<{kind}>{_inline(block[1])}</{kind}>")
         elif kind == "ul":
             out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block[1]) + "</ul>")
@@ -238,19 +263,28 @@ def _num(value) -> str:
     return "" if value is None else f"{value:.10g}"
 
 
-def render_csv(report: Report) -> str:
-    """One row per (task, column, metric) cell, then the aggregate rows, then cost and size."""
+def render_csv(report: Report | Document) -> str:
+    """Per domain section: one row per (task, column, metric) cell, then the aggregate rows, then cost and size.
+    `domain` says the section; `task_metric` the literature metric a classification task's score is."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["section", "row", "column", "method", "kind", "metric", "mean", "ci_low", "ci_high", "n",
-                     "status", "values"])
+    writer.writerow(["domain", "section", "row", "column", "method", "kind", "metric", "task_metric", "mean", "ci_low",
+                     "ci_high", "n", "status", "values"])
+    for section in as_document(report).sections:
+        _csv_section(writer, section)
+    return out.getvalue()
+
+
+def _csv_section(writer, report: Report) -> None:
+    d = report.domain
     for metric in report.metrics:
         for task in report.tasks:
             for c in report.columns:
                 cell = report.cell(metric.name, task, c.name)
                 low, high = cell.interval or (None, None)
-                writer.writerow(["cell", task, c.name, c.method, c.kind, metric.name, _num(cell.mean), _num(low),
-                                 _num(high), len(cell.values), cell.status, ";".join(repr(v) for v in cell.values)])
+                writer.writerow([d, "cell", task, c.name, c.method, c.kind, metric.name,
+                                 report.task_metrics.get(task) or "", _num(cell.mean), _num(low), _num(high),
+                                 len(cell.values), cell.status, ";".join(repr(v) for v in cell.values)])
     for metric in report.metrics:
         agg = aggregates(report, metric)
         for c in report.columns:
@@ -263,7 +297,7 @@ def render_csv(report: Report) -> str:
                 rows += [("mean % improvement", a.gains, statistics.fmean),
                          ("median % improvement", a.gains, statistics.median)]
             for name, values, how in rows:
-                writer.writerow(["aggregate", name, c.name, c.method, c.kind, metric.name,
+                writer.writerow([d, "aggregate", name, c.name, c.method, c.kind, metric.name, "",
                                  _num(how(values) if values else None), "", "", len(values),
                                  "ok" if values else "missing", ""])
     for c in report.columns:
@@ -275,6 +309,5 @@ def render_csv(report: Report) -> str:
                             ("job_seconds", cost.job_seconds), ("trial_runs", cost.runs),
                             ("failed_runs", cost.failed), ("n_parameters_min", min(params) if params else None),
                             ("n_parameters_max", max(params) if params else None)):
-            writer.writerow(["cost", "", c.name, c.method, c.kind, name, _num(value), "", "", "",
+            writer.writerow([d, "cost", "", c.name, c.method, c.kind, name, "", _num(value), "", "", "",
                              "ok" if value is not None else "missing", ""])
-    return out.getvalue()
