@@ -30,7 +30,8 @@ def _overrides(args: argparse.Namespace) -> dict | None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .config import load_sweep
 
-    return _run(load_sweep(args.file, overrides=_overrides(args)), dry_run=args.dry_run)
+    return _run(load_sweep(args.file, overrides=_overrides(args)), dry_run=args.dry_run,
+                epoch_minutes=args.epoch_minutes)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -39,15 +40,21 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return _run(load_recorded_sweep(Path(args.dir), overrides=_overrides(args)), dry_run=False)
 
 
-def _run(spec, *, dry_run: bool) -> int:
+def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0) -> int:
     from .controller import Controller
-    from .preflight import check_data, describe_plan
+    from .preflight import check_data
 
-    check_data(spec)
     if dry_run:
-        print(describe_plan(spec))
+        from .dry_run import describe_dry_run
+
+        try:
+            check_data(spec)
+        except SpecError as missing:    # a cluster sweep previewed on a laptop: say so, do not stop
+            print(f"warning: {missing}\n")
+        print(describe_dry_run(spec, epoch_minutes))
         print("\n(dry run: nothing written, nothing submitted)")
         return 0
+    check_data(spec)
     print(f"sweep {spec.name}: results in {spec.out}", file=sys.stderr)
     summary = Controller(spec).run()
     if summary["paused"]:
@@ -63,6 +70,12 @@ def _run(spec, *, dry_run: bool) -> int:
     print(f"{summary['done']} of {summary['trials']} trials finished, {summary['failed']} failed. "
           f"Report: {Path(spec.out) / 'report.md'}; MLflow: mlflow ui --backend-store-uri {store}", file=sys.stderr)
     return 0 if summary["failed"] == 0 else EXIT_TRIALS_FAILED
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor()
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -115,9 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "folder), log them to MLflow and print the comparison table. Exit 2 on bad input.")
     sweep.add_argument("file", help="sweep YAML, e.g. sweeps/timeseries.yaml")
     sweep.add_argument("--out", help="output folder (default: the file's `out`, else runs/<name>)")
-    sweep.add_argument("--dry-run", action="store_true", help="print the planned trials; write and submit nothing")
-    sweep.add_argument("--backend", choices=("inline", "local"),
-                       help="override executor.backend: inline (in this process) or local (one process per trial)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="print the planned studies, resources per trial, job-array chunking, the sbatch "
+                            "script(s) and a GPU-hour upper bound; write and submit nothing")
+    sweep.add_argument("--epoch-minutes", type=float, default=5.0,
+                       help="assumed minutes per training epoch for the --dry-run GPU-hour bound (default 5)")
+    sweep.add_argument("--backend", choices=("inline", "local", "slurm"),
+                       help="override executor.backend: inline (in this process), local (one process per trial) "
+                            "or slurm (one job per trial; resources from executor.slurm)")
     sweep.add_argument("--workers", type=int, help="override executor.workers (trials running at once)")
     sweep.set_defaults(func=_cmd_sweep)
 
@@ -126,9 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                                         "trials) and continue the sweep recorded in DIR/sweep.json. Segments that "
                                         "completed are never run again.")
     resume.add_argument("dir", help="a sweep output folder")
-    resume.add_argument("--backend", choices=("inline", "local"), help="override executor.backend")
+    resume.add_argument("--backend", choices=("inline", "local", "slurm"), help="override executor.backend")
     resume.add_argument("--workers", type=int, help="override executor.workers")
     resume.set_defaults(func=_cmd_resume)
+
+    doctor = sub.add_parser("doctor", help="check that this machine can submit to a SLURM cluster",
+                            description="sbatch/squeue/sacct/scontrol reachable; accounting (sacct) present; "
+                                        "whether preempted jobs get USR2 first (preempt_send_user_signal), without "
+                                        "which preemption cannot checkpoint; MaxArraySize and MaxSubmitJobs; "
+                                        "partitions with their time limits and GPUs. Exit 0: usable, 2: not.")
+    doctor.set_defaults(func=_cmd_doctor)
 
     status = sub.add_parser("status", help="progress of a sweep, from its journal alone (fast, no scheduler query)",
                             description="Counts by state, best validation value per study, ASHA rung occupancy, "

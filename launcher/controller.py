@@ -302,6 +302,18 @@ class Controller:
         self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], new)
         return trial.ingested_lines + len(new)
 
+    def _outbox_keys_at(self, trial: TrialState, step: int) -> set[str]:
+        outbox = self._trial_dir(trial) / "outbox.jsonl"
+        if not outbox.exists():
+            return set()
+        keys: set[str] = set()
+        for text in outbox.read_text().splitlines():
+            if text.endswith("}") and f'"step": {step},' in text:
+                line = json.loads(text)
+                if line["step"] == step:
+                    keys |= set(line["metrics"])
+        return keys
+
     def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome) -> None:
         run_id = self.run_ids[f"trial:{trial.trial_id}"]
         lines = self._copy_outbox(trial)
@@ -317,8 +329,11 @@ class Controller:
         trial.job_seconds += float(result["wall_seconds"])
         metrics["job_seconds"] = trial.job_seconds
         step = int(until_epoch) if until_epoch is not None else 0
-        self.tracker.log_metrics(run_id, {f"final_{k}" if k in ("epoch",) else k: v for k, v in metrics.items()},
-                                 step=step)
+        # What the outbox already logged at this step (the last epoch's curves) is not logged again:
+        # a metric's history holds each step once.
+        logged = self._outbox_keys_at(trial, step)
+        self.tracker.log_metrics(run_id, {f"final_{k}" if k in ("epoch",) else k: v for k, v in metrics.items()
+                                          if k not in logged}, step=step)
         if result.get("info"):
             self.tracker.log_params(run_id, {"chosen": result["info"]})
         tags = {"launcher.host": result.get("host", ""), "launcher.epochs": step}

@@ -17,13 +17,23 @@ RESUMABLE_CHANGES = ("executor", "description", "source")
 
 
 def check_data(spec: SweepSpec) -> None:
-    """Every dataset file must be found before anything is written or submitted."""
+    """Every task's data must be found before anything is written or submitted."""
+    from tasks.classification import DatasetError
     from tasks.timeseries import DatasetNotFoundError, find_dataset_file
 
     for task in spec.tasks:
         try:
-            find_dataset_file(task.dataset, task.path or spec.data_root)
-        except DatasetNotFoundError as err:
+            if task.domain == "forecasting":
+                find_dataset_file(task.dataset, task.path or spec.data_root)
+            elif task.domain == "genomics":
+                from tasks.genomics import find_task_files
+
+                find_task_files(task.dataset, spec.data_root, task.path)
+            else:
+                from tasks.satellite import find_satellite_task
+
+                find_satellite_task(task.dataset, spec.data_root, task.path, cache_dir=Path(spec.out) / "cache")
+        except (DatasetNotFoundError, DatasetError) as err:
             raise SpecError(str(err), file=str(spec.source), key=f"tasks[{task.dataset}]",
                             hint="set data_root in the sweep file or LAUNCHER_DATA_ROOT") from None
 

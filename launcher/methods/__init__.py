@@ -20,6 +20,22 @@ def get_method(name: str) -> Method | EpochMethod:
         from .linear import LinearMethod
 
         return LinearMethod()
+    if name == "backbone":
+        from .backbone import BackboneMethod
+
+        return BackboneMethod()
+    if name == "dasha":
+        from .dasha import DashaMethod
+
+        return DashaMethod()
+    if name == "finetune":
+        from .finetune import FinetuneMethod
+
+        return FinetuneMethod()
+    if name == "zeroshot":
+        from .zeroshot import ZeroShotMethod
+
+        return ZeroShotMethod()
     if name == "auto_arima":
         from .arima import AutoARIMAMethod
 

@@ -36,12 +36,14 @@ def forecasting_recipe(task, build_model: Callable[[], nn.Module], *, lr: float,
         return gather_channel_windows(series["train"], indices, width)
 
     def loss(model: nn.Module, windows: torch.Tensor) -> torch.Tensor:
+        windows = windows.to(next(model.parameters()).device)   # batches are cut on the CPU; the model may be on a GPU
         return F.mse_loss(model(windows[:, :context]), windows[:, context:])
 
     def eval_batch(split: str, indices: torch.Tensor):
         return gather_channel_windows(series[split], indices, width)
 
     def eval_step(model: nn.Module, windows: torch.Tensor) -> dict[str, np.ndarray]:
+        windows = windows.to(next(model.parameters()).device)
         error = (model(windows[:, :context]) - windows[:, context:]).double()
         return {"sums": np.array([[float((error ** 2).sum()), float(error.abs().sum()), error.numel()]])}
 
