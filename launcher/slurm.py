@@ -379,12 +379,14 @@ class SlurmExecutor:
         user_text = error_file.read_text() if _newer(error_file, tracked.submitted_at) else None
         if user_text is not None:
             kind = _kind_from_traceback(user_text, kind)
+        if kind in ("failed", "completed") and _oom_logged(Path(handle.job.paths.stderr)):
+            # The srun step was OOM-killed (the batch job only says FAILED). Checked before error.txt: when one
+            # rank of a multi-rank trial is killed, the others raise "connection closed by peer" -- not the config's fault.
+            kind = "out_of_memory"
         if kind in ("failed", "completed") and user_text is not None:
             return Outcome(False, error=user_text, user_error=True, state="failed")
         if kind == "completed":
             kind = "unknown"                          # COMPLETED without a usable result
-        if kind == "failed" and _oom_logged(Path(handle.job.paths.stderr)):
-            kind = "out_of_memory"                    # the srun step was OOM-killed; the batch job only FAILED
         return Outcome(False, error=self._describe(handle, state, kind, pickled), user_error=False, state=kind)
 
     def _describe(self, handle: Handle, state: str, kind: str, pickled: tuple | None) -> str:
@@ -428,12 +430,18 @@ def _read_result(job: Any, wait_s: float) -> tuple[str, Any] | None:
 
 
 def _oom_logged(stderr: Path) -> bool:
-    # slurmstepd's own words when the cgroup OOM killer hit a step ("Detected 1 oom-kill event(s)")
-    try:
-        text = stderr.read_text(errors="replace")[-20000:]
-    except FileNotFoundError:
-        return False
-    return "oom-kill event" in text or "Out Of Memory" in text
+    # slurmstepd's own words when the cgroup OOM killer hit a step ("Detected 1 oom-kill event(s)"), in the
+    # log of any task of the job (<job>_<task>_log.err): in a multi-rank trial the killed rank may not be 0.
+    prefix = stderr.name.rsplit("_", 2)[0] if stderr.name.endswith("_log.err") else None
+    logs = sorted(stderr.parent.glob(f"{prefix}_*_log.err")) if prefix else [stderr]
+    for log in logs or [stderr]:
+        try:
+            text = log.read_text(errors="replace")[-20000:]
+        except FileNotFoundError:
+            continue
+        if "oom-kill event" in text or "Out Of Memory" in text:
+            return True
+    return False
 
 
 def _newer(path: Path, since: float) -> bool:
