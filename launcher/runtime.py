@@ -61,6 +61,7 @@ class Ranks:
     local_rank: int
     device: torch.device
     backend: str | None          # None: single process, no process group
+    strategy: str = "none"
 
     @property
     def is_main(self) -> bool:
@@ -123,9 +124,19 @@ def prepare_deepspeed_environment(cuda: bool) -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def setup_ranks(strategy: str = "none") -> Ranks:
     """Find this process's rank, pick its device and join the process group (if there is more than one rank)."""
     export_rank_environment()
+    if strategy == "deepspeed" and "RANK" not in os.environ:
+        # DeepSpeed always wants a process group; a lone process is rank 0 of 1 (not an MPI discovery).
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(_free_port()))
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -147,13 +158,16 @@ def setup_ranks(strategy: str = "none") -> Ranks:
                 deepspeed.init_distributed(dist_backend=backend)
         elif not dist.is_initialized():
             dist.init_process_group(backend=backend)
-    return Ranks(rank, world_size, local_rank, device, backend)
+    return Ranks(rank, world_size, local_rank, device, backend, strategy)
 
 
 def teardown_ranks(ranks: Ranks) -> None:
     if ranks.distributed and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        # DeepSpeed caches groups built on the default process group; destroying it would break a
+        # second segment in the same process (tests, notebooks). The process exit closes it.
+        if ranks.strategy != "deepspeed":
+            dist.destroy_process_group()
 
 
 def barrier(ranks: Ranks) -> None:
