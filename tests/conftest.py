@@ -25,3 +25,16 @@ def write_sweep(tmp_path):
 
 def python() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local test cluster (bash slurm/up.sh). Absent: skip, except under CI, where it is a failure."""
+    from launcher.slurm import run_command
+
+    done = run_command(["scontrol", "ping"], timeout=10)
+    if done.returncode != 0 or "is UP" not in done.stdout:
+        message = "no SLURM cluster answers `scontrol ping` (start one with: bash slurm/up.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {message}")
+        pytest.skip(message)

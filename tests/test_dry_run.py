@@ -80,3 +80,19 @@ def test_dry_run_of_a_cluster_sweep_without_local_data_warns_but_plans(tmp_path,
     out = capsys.readouterr().out
     assert out.startswith("warning: ") and "H3" in out and "sbatch script 1 of 1" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_a_methods_resources_override_the_executor_defaults(tmp_path):
+    from launcher.slurm import SlurmExecutor, SlurmResources
+    from launcher.trial import TrialSpec
+
+    executor = SlurmExecutor(tmp_path, SlurmResources(partition="cpu", cpus_per_task=2, time_min=30),
+                             limits=ClusterLimits())
+    spec = TrialSpec(trial_id="t", study="s", dataset="ETTh1", horizon=96, context=96, method="linear", params={},
+                     seed=0, trial_dir=str(tmp_path / "t"), resources={"gpus_per_node": 2, "partition": "gpu"},
+                     distributed={"strategy": "ddp", "ranks": 2})
+    resources = executor.resources_for(spec)
+    assert (resources.partition, resources.gpus_per_node, resources.cpus_per_task, resources.time_min,
+            resources.tasks_per_node) == ("gpu", 2, 2, 30, 2)
+    plain = TrialSpec(**{**spec.__dict__, "resources": None, "distributed": None})
+    assert executor.resources_for(plain) == SlurmResources(partition="cpu", cpus_per_task=2, time_min=30)

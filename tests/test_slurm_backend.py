@@ -8,7 +8,6 @@ They are submitted together by one fixture so that their waits overlap.
 """
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -29,18 +28,9 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 CLUSTER_MARKS = [pytest.mark.slow, pytest.mark.slurm]
 
 
-def cluster_answers() -> bool:
-    done = slurm.run_command(["scontrol", "ping"], timeout=10)
-    return done.returncode == 0 and "is UP" in done.stdout
-
-
 @pytest.fixture(scope="module")
-def cluster():
-    if not cluster_answers():
-        message = "no SLURM cluster answers `scontrol ping` (start one with: bash slurm/up.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {message}")
-        pytest.skip(message)
+def cluster(slurm_cluster):
+    """Alias of conftest's slurm_cluster for this module's tests."""
 
 
 def synthetic_spec(root: Path, trial_id: str, x: float = 0.3, seconds_per_epoch: float = 0.0,

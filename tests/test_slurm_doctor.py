@@ -10,24 +10,14 @@ from pathlib import Path
 import pytest
 
 from launcher import doctor
-from launcher.slurm import ClusterLimits, run_command
+from launcher.slurm import ClusterLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cluster_answers() -> bool:
-    done = run_command(["scontrol", "ping"], timeout=10)
-    return done.returncode == 0 and "is UP" in done.stdout
-
-
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_doctor_passes_on_the_test_cluster_and_reports_its_limits():
-    if not cluster_answers():
-        message = "no SLURM cluster answers `scontrol ping` (start one with: bash slurm/up.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {message}")
-        pytest.skip(message)
+def test_doctor_passes_on_the_test_cluster_and_reports_its_limits(slurm_cluster):
     out = io.StringIO()
     assert doctor.run_doctor(out=out) == 0, out.getvalue()
     text = out.getvalue()

@@ -9,7 +9,6 @@ the controller in a subprocess, an SQLite MLflow store.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -48,14 +47,9 @@ executor:
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    done = run_command(["scontrol", "ping"], timeout=10)
-    if done.returncode != 0 or "is UP" not in done.stdout:
-        message = "no SLURM cluster answers `scontrol ping` (start one with: bash slurm/up.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {message}")
-        pytest.skip(message)
+@pytest.fixture(autouse=True)
+def cluster(slurm_cluster):
+    """Every test here needs the local cluster (conftest's slurm_cluster)."""
 
 
 def write_sweep(tmp_path: Path, name: str, epochs: int, windows: int = 256, extra: str = "") -> tuple[Path, Path]:
