@@ -1,9 +1,9 @@
 """What a trial job needs around its training loop: ranks, device, RNG states and checkpoint folders.
 
 Ranks come from wherever the job was started, first match wins:
-  - torchrun / an explicit environment: RANK, WORLD_SIZE (+ MASTER_ADDR, MASTER_PORT, LOCAL_RANK);
   - a submitit job (SLURM or the local backend with several tasks): submitit's JobEnvironment, exported
     through `TorchDistributedEnvironment` so that torch and DeepSpeed read the usual variables;
+  - torchrun / an explicit environment: RANK, WORLD_SIZE (+ MASTER_ADDR, MASTER_PORT, LOCAL_RANK);
   - a bare `srun`: SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID, the first node of the allocation as master.
 One process, no process group, when none of these says there is more than one rank.
 
@@ -86,20 +86,22 @@ def _first_slurm_host() -> str:
 
 def export_rank_environment() -> None:
     """Make RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT visible to torch and DeepSpeed."""
+    if "SUBMITIT_EXECUTOR" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ:
+        try:
+            from submitit.helpers import TorchDistributedEnvironment
+
+            # The job's own tasks decide the ranks: variables inherited from the submitting process (say,
+            # a controller started under torchrun) are overwritten. set_cuda_visible_devices=False: each
+            # rank picks cuda:LOCAL_RANK itself (and CPU jobs have none).
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+            return
+        except RuntimeError:    # not actually inside a submitit job
+            pass
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
         os.environ.setdefault("LOCAL_RANK", "0")
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29500")
         return
-    if "SUBMITIT_EXECUTOR" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ:
-        try:
-            from submitit.helpers import TorchDistributedEnvironment
-
-            # set_cuda_visible_devices=False: each rank picks cuda:LOCAL_RANK itself (and CPU jobs have none).
-            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-            return
-        except RuntimeError:    # not actually inside a submitit job
-            pass
     if "SLURM_PROCID" in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
         os.environ["RANK"] = os.environ["SLURM_PROCID"]
         os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]

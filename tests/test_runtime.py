@@ -100,6 +100,8 @@ def test_outbox_never_repeats_a_step(tmp_path):
 
 
 def test_ranks_from_a_bare_srun(monkeypatch):
+    # a private copy of the environment: what export_rank_environment sets must not leak into later tests
+    monkeypatch.setattr(os, "environ", dict(os.environ))
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SUBMITIT_EXECUTOR",
                 "SUBMITIT_LOCAL_JOB_ID", "SLURM_JOB_NODELIST", "SLURM_NODELIST"):
         monkeypatch.delenv(var, raising=False)
@@ -120,6 +122,22 @@ def test_distributed_spec_rejects_nonsense():
 
 
 # ------------------------------------------------------------------------------------------ two ranks
+def test_a_submitit_job_overrides_inherited_rank_variables(monkeypatch, tmp_path):
+    """A controller started with RANK/WORLD_SIZE in its environment must not hand them to its trial jobs."""
+    for var, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("MASTER_PORT", "21234")):
+        monkeypatch.setenv(var, value)      # the real environment: the job process inherits it
+    executor = submitit.LocalExecutor(folder=str(tmp_path / "%j"))
+    executor.update_parameters(timeout_min=2, tasks_per_node=1)
+
+    def ranks() -> tuple[str, str]:
+        from launcher.runtime import export_rank_environment
+
+        export_rank_environment()
+        return os.environ["RANK"], os.environ["WORLD_SIZE"]
+
+    assert executor.submit(ranks).result() == ("0", "1")
+
+
 def two_rank_trial(root: Path, folder: str, until: int, strategy: str, stage: int = 0) -> list[dict]:
     executor = submitit.LocalExecutor(folder=str(root / "jobs/%j"))
     executor.update_parameters(timeout_min=15, tasks_per_node=2)
