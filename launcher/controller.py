@@ -31,9 +31,10 @@ from .methods.params import METHOD_KIND, METHOD_PARAMS
 from .plan import plan_studies
 from .preflight import git_revision, prepare_out
 from .progress import Progress
-from .study import Study, StudyPlan, TrialState
+from .study import Study, TrialState
 from .tracking import Tracker, default_uri
 from .trial import TrialSpec
+from .trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
 
 MIN_FAILURES_TO_PAUSE = 3
 MAX_INFRA_RETRIES = 3
@@ -107,7 +108,7 @@ class Controller:
                 "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
                 "launcher.method_kind": METHOD_KIND[plan.method], "launcher.seed": trial.seed,
                 "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial)),
-                "launcher.cpus": self._threads_per_trial(), "launcher.gpus": self._gpus_per_trial(plan),
+                "launcher.cpus": threads_per_trial(self.spec, plan), "launcher.gpus": gpus_per_trial(self.spec, plan),
                 "launcher.final": str(trial.final).lower()}
         return self._create(key, trial.trial_id, "trial", self.run_ids[plan.name], tags,
                             {"method": trial.params, "seed": trial.seed, "context": plan.context,
@@ -192,41 +193,7 @@ class Controller:
         return self.out / "trials" / trial.trial_id
 
     def _trial_spec(self, study: Study, trial: TrialState, until_epoch: int | None) -> TrialSpec:
-        plan = study.plan
-        return TrialSpec(trial_id=trial.trial_id, study=plan.name, dataset=plan.dataset, horizon=plan.horizon,
-                         context=plan.context, method=plan.method, params=dict(trial.params), seed=trial.seed,
-                         trial_dir=str(self._trial_dir(trial)),
-                         data_root=str(self.spec.data_root) if self.spec.data_root else None,
-                         data_path=self._data_path(plan), threads=self._threads_per_trial(),
-                         until_epoch=until_epoch, distributed=plan.distributed, resources=plan.resources,
-                         domain=plan.domain, task_options=self._task_options(plan))
-
-    def _task_spec(self, plan: StudyPlan):
-        return next((t for t in self.spec.tasks if t.dataset == plan.dataset), None)
-
-    def _data_path(self, plan: StudyPlan) -> str | None:
-        task = self._task_spec(plan)
-        return str(task.path) if task is not None and task.path else None
-
-    def _task_options(self, plan: StudyPlan) -> dict:
-        task = self._task_spec(plan)
-        if task is None or task.domain == "forecasting":
-            return {}
-        return {"max_train": task.max_train, "val_fraction": task.val_fraction}
-
-    def _gpus_per_trial(self, plan: StudyPlan) -> int:
-        """GPUs one trial job holds (for the report's GPU-hours): SLURM gpus_per_node x nodes."""
-        if self.spec.executor.backend != "slurm":
-            return 0
-        resources = {**(self.spec.executor.slurm or {}), **(plan.resources or {})}
-        return int(resources.get("gpus_per_node", 0)) * int(resources.get("nodes", 1))
-
-    def _threads_per_trial(self) -> int:
-        if self.spec.executor.backend == "inline":
-            return os.cpu_count() or 1
-        if self.spec.executor.backend == "slurm":   # the job's own allocation: cpus_per_task
-            return int((self.spec.executor.slurm or {}).get("cpus_per_task", 1))
-        return max(1, (os.cpu_count() or 1) // self.spec.executor.workers)
+        return build_trial_spec(self.spec, study.plan, trial, until_epoch, self._trial_dir(trial))
 
     # ------------------------------------------------------------------ the loop
     def _next_work(self) -> tuple[Study, TrialState, int | None] | None:
@@ -292,31 +259,20 @@ class Controller:
             self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id)
             self.live.append(Live(handle, trial, until_epoch))
 
-    def _copy_outbox(self, trial: TrialState) -> int:
+    def _copy_outbox(self, trial: TrialState) -> tuple[int, list[dict]]:
+        """Copy the outbox lines MLflow has not seen yet; (lines ingested in all, the new lines)."""
         outbox = self._trial_dir(trial) / "outbox.jsonl"
         if not outbox.exists():
-            return trial.ingested_lines
+            return trial.ingested_lines, []
         lines = outbox.read_text().splitlines()
         complete = [s for s in lines if s.endswith("}")]   # a line being written has no closing brace yet
         new = [json.loads(s) for s in complete[trial.ingested_lines:]]
         self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], new)
-        return trial.ingested_lines + len(new)
-
-    def _outbox_keys_at(self, trial: TrialState, step: int) -> set[str]:
-        outbox = self._trial_dir(trial) / "outbox.jsonl"
-        if not outbox.exists():
-            return set()
-        keys: set[str] = set()
-        for text in outbox.read_text().splitlines():
-            if text.endswith("}") and f'"step": {step},' in text:
-                line = json.loads(text)
-                if line["step"] == step:
-                    keys |= set(line["metrics"])
-        return keys
+        return trial.ingested_lines + len(new), new
 
     def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome) -> None:
         run_id = self.run_ids[f"trial:{trial.trial_id}"]
-        lines = self._copy_outbox(trial)
+        lines, new_lines = self._copy_outbox(trial)
         if not outcome.ok:
             self._failed(study, trial, until_epoch, outcome, run_id, lines)
             return
@@ -331,7 +287,7 @@ class Controller:
         step = int(until_epoch) if until_epoch is not None else 0
         # What the outbox already logged at this step (the last epoch's curves) is not logged again:
         # a metric's history holds each step once.
-        logged = self._outbox_keys_at(trial, step)
+        logged = {key for line in new_lines if line["step"] == step for key in line["metrics"]}
         self.tracker.log_metrics(run_id, {f"final_{k}" if k in ("epoch",) else k: v for k, v in metrics.items()
                                           if k not in logged}, step=step)
         if result.get("info"):

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from .slurm import ClusterLimits, run_command
+from .slurm_resources import ClusterLimits, run_command
 
 REQUIRED = ("sbatch", "squeue", "scontrol", "sinfo")   # submit and watch
 OPTIONAL = ("sacct",)                                  # final states of jobs that left squeue

@@ -19,13 +19,10 @@ DEFAULT_EPOCH_MINUTES = 5.0
 
 
 def _resources(spec: SweepSpec, plan: StudyPlan):
-    from .slurm import SlurmResources
+    from .slurm_resources import SlurmResources, trial_resources
 
-    merged = {"time_min": spec.executor.timeout_min, **(spec.executor.slurm or {}), **(plan.resources or {})}
-    ranks = int((plan.distributed or {}).get("ranks", 1))
-    if ranks > 1 and "tasks_per_node" not in (plan.resources or {}):
-        merged["tasks_per_node"] = max(1, ranks // int(merged.get("nodes", 1)))
-    return SlurmResources.from_dict(merged)
+    base = SlurmResources.from_dict({"time_min": spec.executor.timeout_min, **(spec.executor.slurm or {})})
+    return trial_resources(base, plan.resources, plan.distributed)
 
 
 def epochs_upper_bound(plan: StudyPlan, seeds: int) -> int:
@@ -40,7 +37,7 @@ def epochs_upper_bound(plan: StudyPlan, seeds: int) -> int:
 
 
 def describe_dry_run(spec: SweepSpec, epoch_minutes: float = DEFAULT_EPOCH_MINUTES, limits=None) -> str:
-    from .slurm import ClusterLimits, plan_arrays, render_sbatch
+    from .slurm_resources import ClusterLimits, plan_arrays, render_sbatch
 
     plans = plan_studies(spec)
     lines = [describe_plan(spec), "", "resources per trial:"]

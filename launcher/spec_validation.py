@@ -321,7 +321,7 @@ class Validator(SearchReader):
             else:
                 out[name] = self.string(value, where)
         if out:
-            from .slurm import SlurmResources   # only for sweeps that name SLURM resources
+            from .slurm_resources import SlurmResources   # only for sweeps that name SLURM resources
 
             try:
                 SlurmResources.from_dict(out)

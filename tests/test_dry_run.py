@@ -9,7 +9,7 @@ import pytest
 
 from launcher.__main__ import main
 from launcher.dry_run import normalize_paths
-from launcher.slurm import ClusterLimits
+from launcher.slurm_resources import ClusterLimits
 
 GOLDEN = Path(__file__).parent / "golden" / "dry_run_slurm.txt"
 

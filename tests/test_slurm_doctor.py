@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from launcher import doctor
-from launcher.slurm import ClusterLimits
+from launcher.slurm_resources import ClusterLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 

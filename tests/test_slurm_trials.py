@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from launcher.epoch_loop import final_weights
 from launcher.methods.linear import LinearMethod
-from launcher.slurm import run_command
+from launcher.slurm_resources import run_command
 from tasks.timeseries import load_forecast_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
