@@ -12,11 +12,19 @@ Rows and channels: `tasks.timeseries.evaluate_forecaster` hands a forecaster a b
 (window, channel) samples flattened window-major with the channel innermost, i.e. row r is channel
 r % C. `AutoARIMAForecaster.forecast` relies on that layout (tests/test_arima.py checks it against a
 per-channel evaluation); `forecast_channel` forecasts contexts known to belong to one channel.
+
+Saved fits (`save` / `load`) are data only: one `.npz` holding the arrays of every channel's fitted
+model dict plus a JSON description of its structure, read back with `allow_pickle=False`. Loading
+rebuilds each `AutoARIMA` from its constructor arguments and that dict, so nothing in the file can
+run code; a file that does not have exactly this form is refused (`UnreadableFitError`).
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +37,13 @@ import numpy as np
 # another order of magnitude. A season above the cap is dropped (non-seasonal fit), not truncated
 # to the cap: a period of 24 on weekly or 15-minute data would be no season at all.
 MAX_AUTO_SEASON = 24
+
+# The `format` field of a saved fit; a file with another value is refused.
+SAVED_FIT_FORMAT = "launcher.auto_arima_fit/1"
+
+
+class UnreadableFitError(ValueError):
+    """A saved fit that `AutoARIMAForecaster.load` refuses: not an npz of this format, or not data only."""
 
 
 def resolve_season_length(requested: int | None, dataset_season: int,
@@ -62,6 +77,69 @@ class AutoARIMAForecaster:
         self.convergence_warnings_: list[int] = []
         self.library_fallbacks_ = 0
 
+    # --- saving and loading the fit (data only) ------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to `path` (an .npz of arrays and one JSON text; no pickle), atomically."""
+        import statsforecast
+
+        self._check_fitted()
+        arrays: dict[str, np.ndarray] = {}
+        meta = {
+            "format": SAVED_FIT_FORMAT, "statsforecast": statsforecast.__version__,
+            "season_length": self.season_length, "fast_mean": self.fast_mean,
+            "autoarima_kwargs": _encode(self.autoarima_kwargs, arrays),
+            "fit_seconds": [float(s) for s in self.fit_seconds_],
+            "convergence_warnings": [int(w) for w in self.convergence_warnings_],
+            "models": [_encode(model.model_, arrays) for model in self.models_],
+        }
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)           # atomic: a parallel reader never sees half a file
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> AutoARIMAForecaster:
+        """The fit saved by `save`; raises UnreadableFitError for any other file (never unpickles)."""
+        import statsforecast
+        from statsforecast.models import AutoARIMA
+
+        try:
+            data = np.load(Path(path), allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise UnreadableFitError(f"{path} is a bare array, not a saved fit")
+            with data:
+                arrays = {name: data[name] for name in data.files}
+            meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+        except UnreadableFitError:
+            raise
+        except Exception as err:  # noqa: BLE001 -- any unreadable file (numpy refuses pickled data with ValueError)
+            raise UnreadableFitError(f"{path} is not a saved fit ({type(err).__name__}: {err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != SAVED_FIT_FORMAT:
+            raise UnreadableFitError(f"{path} is not a saved fit of format {SAVED_FIT_FORMAT}")
+        if meta.get("statsforecast") != statsforecast.__version__:
+            raise UnreadableFitError(f"{path} was fitted with statsforecast {meta.get('statsforecast')}, "
+                                     f"this is {statsforecast.__version__}")
+        try:
+            kwargs = _decode(meta["autoarima_kwargs"], arrays)
+            forecaster = cls(meta["season_length"], fast_mean=meta["fast_mean"], **kwargs)
+            for encoded in meta["models"]:
+                model = AutoARIMA(season_length=forecaster.season_length, **forecaster.autoarima_kwargs)
+                model.model_ = _decode(encoded, arrays)
+                forecaster.models_.append(model)
+            forecaster.fit_seconds_ = [float(s) for s in meta["fit_seconds"]]
+            forecaster.convergence_warnings_ = [int(w) for w in meta["convergence_warnings"]]
+        except Exception as err:  # noqa: BLE001 -- well-formed npz and JSON, but not the structure save() writes
+            raise UnreadableFitError(f"{path} is not a saved fit ({type(err).__name__}: {err})") from None
+        if not forecaster.models_ or len(forecaster.fit_seconds_) != forecaster.n_channels or \
+                len(forecaster.convergence_warnings_) != forecaster.n_channels:
+            raise UnreadableFitError(f"{path} is not a saved fit (inconsistent channel counts)")
+        return forecaster
+
     @property
     def n_channels(self) -> int:
         return len(self.models_)
@@ -70,7 +148,7 @@ class AutoARIMAForecaster:
         if not self.models_:
             raise RuntimeError("AutoARIMAForecaster is not fitted; call fit(train_val) first")
 
-    def fit(self, train_val: np.ndarray) -> "AutoARIMAForecaster":
+    def fit(self, train_val: np.ndarray) -> AutoARIMAForecaster:
         from statsforecast.models import AutoARIMA
 
         series = np.asarray(train_val, dtype=np.float64)
@@ -175,6 +253,54 @@ class AutoARIMAForecaster:
         """Estimated coefficients over all channels: AR, MA, seasonal AR/MA, mean or drift."""
         self._check_fitted()
         return int(sum(len(model.model_["coef"]) for model in self.models_))
+
+
+def _encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """JSON for `value` (a fitted model dict and what it holds); numpy values go to `arrays` by name.
+
+    Tagged objects keep what JSON would lose: {"array": name} and {"scalar": name} (numpy arrays and
+    scalars, dtype and shape kept), {"tuple": [...]}, {"dict": [[key, value], ...]} (key order kept). Anything else
+    (objects, callables) raises TypeError: a saved fit is data only.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if array.dtype.hasobject:
+            raise TypeError("object arrays cannot be saved as data")
+        name = f"a{len(arrays)}"
+        arrays[name] = array
+        return {"scalar" if isinstance(value, np.generic) else "array": name}
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v, arrays) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, arrays) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("only dicts with string keys can be saved")
+        return {"dict": [[k, _encode(v, arrays)] for k, v in value.items()]}
+    raise TypeError(f"a {type(value).__name__} cannot be saved as data")
+
+
+def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Inverse of `_encode`."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if isinstance(value, dict) and len(value) == 1:
+        (tag, content), = value.items()
+        if tag == "array":
+            return arrays[content]
+        if tag == "scalar":
+            return arrays[content][()]
+        if tag == "tuple":
+            return tuple(_decode(v, arrays) for v in content)
+        if tag == "dict":
+            return {str(k): _decode(v, arrays) for k, v in content}
+    raise ValueError(f"unexpected value in a saved fit: {str(value)[:80]}")
 
 
 def _mean_forecasts(model: Any, contexts: np.ndarray, horizon: int) -> np.ndarray | None:

@@ -132,7 +132,7 @@ def test_method_shares_the_horizon_independent_fit_across_trials(tmp_path):
 
     params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
     params.update(eval_stride=700, max_fit_rows=256)
-    quiet = lambda step, m: None  # noqa: E731
+    quiet = lambda step, m: None
 
     def run(horizon, cache_dir):
         method = get_method("auto_arima")
@@ -143,7 +143,63 @@ def test_method_shares_the_horizon_independent_fit_across_trials(tmp_path):
     first = run(24, tmp_path)                     # fits and saves
     second = run(48, tmp_path)                    # another horizon, same train+val rows: loads
     assert first.metrics["fit_cached"] == 0.0 and second.metrics["fit_cached"] == 1.0
-    assert len(list(tmp_path.glob("auto_arima-*.pkl"))) == 1
+    assert len(list(tmp_path.glob("auto_arima-*.npz"))) == 1
     # the loaded fit forecasts exactly like a fresh one
     assert second.metrics["test_mse"] == uncached.metrics["test_mse"]
     assert second.info["orders"] == uncached.info["orders"]
+
+
+def _same(a, b) -> bool:
+    """Equal values of equal types, recursively (NaN equals NaN): what a saved fit must give back."""
+    if isinstance(a, dict):
+        return type(b) is dict and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return type(b) is np.ndarray and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+    both_nan = isinstance(a, float) and math.isnan(a) and math.isnan(b)
+    return type(a) is type(b) and (a == b or both_nan)
+
+
+def test_saved_fit_is_data_only_and_forecasts_exactly_like_the_fresh_fit(tmp_path):
+    rng = np.random.default_rng(3)
+    series = np.stack([ar1(0.7, 400, rng), np.cumsum(rng.standard_normal(400)), ar1(0.5, 400, rng, mean=5.0)], 1)
+    fresh = AutoARIMAForecaster(season_length=4).fit(series[:300])
+    path = fresh.save(tmp_path / "fit.npz")
+    with np.load(path, allow_pickle=False) as data:      # plain arrays only: no pickled objects inside
+        assert all(data[name].dtype != object for name in data.files)
+    loaded = AutoARIMAForecaster.load(path)
+
+    windows = np.lib.stride_tricks.sliding_window_view(series[250:], 96, axis=0)[::5]   # (W, C, 96)
+    contexts = windows.reshape(-1, 96)
+    assert np.array_equal(loaded.forecast(contexts, 24), fresh.forecast(contexts, 24))
+    assert loaded.orders() == fresh.orders() and loaded.aicc() == fresh.aicc()
+    assert loaded.n_parameters == fresh.n_parameters
+    assert loaded.fit_seconds_ == fresh.fit_seconds_ and loaded.convergence_warnings_ == fresh.convergence_warnings_
+    for new, old in zip(loaded.models_, fresh.models_):
+        assert _same(new.model_, old.model_)
+        # statsforecast's own forward on the rebuilt model, not only our batched mean
+        assert np.array_equal(new.forward(y=contexts[0], h=24)["mean"], old.forward(y=contexts[0], h=24)["mean"])
+
+
+def test_loading_refuses_pickles_and_anything_but_a_saved_fit(tmp_path, ar1_fit):
+    from models.arima import UnreadableFitError
+
+    _, fit = ar1_fit
+    marker = tmp_path / "ran"
+    pickled = tmp_path / "pickle.npz"
+    pickled.write_bytes(b"\x80\x04cposix\nsystem\n(Vtouch " + str(marker).encode() + b"\ntR.")
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, __meta__=np.array([{"format": "x"}], dtype=object))   # pickled inside the npz
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"\x00not a saved fit")
+    other = tmp_path / "other.npz"
+    np.savez(other, __meta__=np.frombuffer(b'{"format": "something else"}', dtype=np.uint8))
+    bare = tmp_path / "bare.npz"
+    np.save(bare.with_suffix(""), np.arange(3))
+    bare.with_suffix(".npy").rename(bare)
+    for path in (pickled, objects, garbage, other, bare, tmp_path / "missing.npz"):
+        with pytest.raises(UnreadableFitError):
+            AutoARIMAForecaster.load(path)
+    assert not marker.exists()
+    assert AutoARIMAForecaster.load(fit.save(tmp_path / "ok.npz")).orders() == fit.orders()

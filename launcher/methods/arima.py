@@ -7,8 +7,6 @@ and coefficients are those chosen on train+val and only the filter state follows
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 import time
 from typing import Any
 
@@ -34,7 +32,7 @@ class AutoARIMAMethod(Method):
             notes.append(f"fitted on the last {len(series)} of the {len(task.train_val())} train+val rows "
                          f"(max_fit_rows, a CPU budget); the paper fits on all of them")
 
-        model, cached = self._fitted(series, season)
+        model, cached = self._fitted(series, season, notes)
         # One line per channel (step = channel): how long its search took, the AICc of the chosen
         # model, and how many candidate fits stopped with a "possible convergence problem".
         for channel, (seconds, aicc, warned) in enumerate(zip(model.fit_seconds_, model.aicc(),
@@ -62,22 +60,30 @@ class AutoARIMAMethod(Method):
                 "orders": model.orders_text()}
         return MethodResult(metrics=metrics, n_parameters=model.n_parameters, info=info, notes=notes)
 
-    def _fitted(self, series, season: int):
+    def _fitted(self, series, season: int, notes: list[str]):
         """The per-channel fits, shared by the horizons of a dataset: the fit depends only on the
-        train+val rows and the season, so the first trial fits and saves, the others load."""
-        from models.arima import AutoARIMAForecaster
+        train+val rows and the season, so the first trial fits and saves, the others load.
+
+        The cache holds data only (`AutoARIMAForecaster.save`: npz + JSON, read with
+        allow_pickle=False). Anything else found under a cache name, including the `.pkl` files
+        earlier versions wrote, is never loaded: the trial fits again (and says so in a note), so a
+        file planted in the cache folder cannot run code.
+        """
+        from models.arima import AutoARIMAForecaster, UnreadableFitError
 
         key = hashlib.sha256(series.tobytes() + str((series.shape, season)).encode()).hexdigest()[:20]
-        path = self.cache_dir / f"auto_arima-{key}.pkl" if self.cache_dir is not None else None
-        if path is not None and path.exists():
-            try:
-                return pickle.loads(path.read_bytes()), True
-            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-                pass    # unreadable (another version wrote it): fit again and replace it
+        path = self.cache_dir / f"auto_arima-{key}.npz" if self.cache_dir is not None else None
+        if path is not None:
+            legacy = path.with_suffix(".pkl")
+            if legacy.exists():
+                notes.append(f"ignored {legacy.name} in the cache: pickle files are never loaded (they can "
+                             f"run code)")
+            if path.exists():
+                try:
+                    return AutoARIMAForecaster.load(path), True
+                except UnreadableFitError as err:
+                    notes.append(f"ignored the cached fit: {err}; fitted again and replaced it")
         model = AutoARIMAForecaster(season_length=season).fit(series)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(pickle.dumps(model))
-            os.replace(tmp, path)       # atomic: a parallel trial never reads half a file
+            model.save(path)            # atomic: a parallel trial never reads half a file
         return model, False
