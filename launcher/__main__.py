@@ -6,7 +6,9 @@ before anything is written or submitted.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import SpecError
@@ -35,13 +37,35 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from .config import load_recorded_sweep
+    from .config import load_recorded_sweep, read_record
+    from .lock import sweep_lock
 
-    return _run(load_recorded_sweep(Path(args.dir), overrides=_overrides(args)), dry_run=False)
+    folder = Path(args.dir)
+    read_record(folder)                 # a sweep folder? (read only: nothing written before the lock)
+    with sweep_lock(folder):            # a second controller is refused before it writes anything
+        return _run(load_recorded_sweep(folder, overrides=_overrides(args)), dry_run=False,
+                    retry_failed=args.retry_failed)
 
 
-def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0) -> int:
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from .config import load_recorded_sweep, read_record
     from .controller import Controller
+    from .lock import sweep_lock
+    from .report import write_report
+
+    folder = Path(args.dir)
+    read_record(folder)
+    with sweep_lock(folder):
+        summary = Controller(load_recorded_sweep(folder)).repair()
+    print(f"MLflow store rebuilt from {folder / 'journal.jsonl'}: {summary['runs_created']} runs created, "
+          f"{summary['runs_kept']} kept", file=sys.stderr)
+    if summary["finished"]:
+        print(write_report(folder))
+    return 0
+
+
+def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, retry_failed: bool = False) -> int:
+    from .lock import sweep_lock
     from .preflight import check_data
 
     if dry_run:
@@ -55,8 +79,15 @@ def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0) -> int:
         print("\n(dry run: nothing written, nothing submitted)")
         return 0
     check_data(spec)
+    with sweep_lock(Path(spec.out)):    # one controller per folder; released by the kernel on kill -9
+        return _run_locked(spec, retry_failed)
+
+
+def _run_locked(spec, retry_failed: bool) -> int:
+    from .controller import Controller
+
     print(f"sweep {spec.name}: results in {spec.out}", file=sys.stderr)
-    summary = Controller(spec).run()
+    summary = Controller(spec, retry_failed=retry_failed).run()
     if summary["paused"]:
         print(f"\nPAUSED: {summary['failed']} trials failed, more than search.max_failure_rate="
               f"{spec.search.max_failure_rate} of those that ended. Finished work is kept. Read the tracebacks "
@@ -146,7 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("dir", help="a sweep output folder")
     resume.add_argument("--backend", choices=("inline", "local", "slurm"), help="override executor.backend")
     resume.add_argument("--workers", type=int, help="override executor.workers")
+    resume.add_argument("--retry-failed", action="store_true",
+                        help="run the trials that failed again (after fixing their cause: data, code); "
+                             "their MLflow runs are reused")
     resume.set_defaults(func=_cmd_resume)
+
+    repair = sub.add_parser("repair", help="rebuild a sweep's MLflow runs from its journal (e.g. a deleted mlflow.db)",
+                            description="The journal and the trial folders hold every result: recreate the "
+                                        "runs MLflow lost (sweep, studies, trials with their curves, final "
+                                        "metrics and artifacts), then rewrite the report if the sweep had "
+                                        "finished. Runs nothing. `resume` does the same before it continues.")
+    repair.add_argument("dir", help="a sweep output folder")
+    repair.set_defaults(func=_cmd_repair)
 
     doctor = sub.add_parser("doctor", help="check that this machine can submit to a SLURM cluster",
                             description="sbatch/squeue/sacct/scontrol reachable; accounting (sacct) present; "
@@ -187,20 +229,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP), raised where the program is, so it stops exactly like Ctrl-C: running
+    trials are cancelled, the journal stays consistent, a server is shut down."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> dict:
+    """SIGTERM/SIGHUP -> Terminated in the main thread; returns the previous handlers."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    previous = _stop_on_signals()
     try:
         return args.func(args)
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Terminated as stop:
+        print(f"\nstopped by {stop}: finished trials are kept; run the same command again (or `python -m launcher "
+              "resume DIR`) to continue", file=sys.stderr)
+        return 128 + int(getattr(signal, str(stop), signal.SIGTERM))
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are kept; run the same command again to continue", file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

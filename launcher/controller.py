@@ -27,12 +27,14 @@ from typing import Callable
 from .config import SweepSpec, spec_to_dict
 from .executors import Handle, Outcome, make_executor
 from .journal import Journal
+from .lock import sweep_lock
 from .methods.params import METHOD_KIND, METHOD_PARAMS
 from .plan import plan_studies
 from .preflight import git_revision, prepare_out
 from .progress import Progress
 from .study import Study, TrialState
-from .tracking import Tracker, default_uri
+from .sweep_runs import SweepRuns, outbox_lines
+from .tracking import Tracker, default_uri, relocate_artifacts
 from .trial import TrialSpec
 from .trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
 
@@ -49,8 +51,9 @@ class Live:
 
 
 class Controller:
-    def __init__(self, spec: SweepSpec, *, echo: Callable[[str], None] = print):
+    def __init__(self, spec: SweepSpec, *, echo: Callable[[str], None] = print, retry_failed: bool = False):
         self.spec = spec
+        self.retry_failed = retry_failed
         self.out = Path(spec.out)
         self.echo = echo
         self.journal = Journal(self.out / "journal.jsonl")
@@ -63,14 +66,28 @@ class Controller:
         self.counts = {"done": 0, "failed": 0}
         self.paused = False
         self.restore_only: int | None = None   # after replay: resubmit only this many queued segments first
+        self.history: dict[str, list[dict]] = {}     # trial id -> its journalled ends (to rebuild MLflow)
+        self.jobs: dict[str, dict] = {}              # trial id -> the "submitted" event of its segment in flight
+        self.lock = sweep_lock(self.out)
 
     # ------------------------------------------------------------------ tracking
     def _open_tracking(self) -> None:
         uri = self.spec.tracking.uri or default_uri(self.out)
+        if not self.spec.tracking.uri:      # a moved or copied folder: artifacts go to this folder, not the old one
+            relocate_artifacts(uri, self.out / "mlartifacts")
         self.tracker = Tracker(uri, self.spec.name, artifact_root=self.out / "mlartifacts")
         self.common_tags = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
                             "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
-        self._close_orphan_runs()
+        self.runs = SweepRuns(self.tracker, self.run_ids)
+        lost = self.runs.missing()
+        if lost:
+            self.echo(f"the MLflow store lacks {len(lost)} of the {len(self.run_ids)} runs this sweep journalled: "
+                      "rebuilding them from the journal and the trial folders")
+            self._rebuild(lost)
+        self.runs.close_orphans()
+        self._sweep_and_study_runs()
+
+    def _sweep_and_study_runs(self) -> None:
         if "sweep" not in self.run_ids:
             self._create("sweep", self.spec.name, "sweep", None, self.common_tags, {"config": spec_to_dict(self.spec)})
         for plan in self.plans:
@@ -83,13 +100,54 @@ class Controller:
                           "asha": vars(plan.asha) if plan.asha else None}
                 self._create(plan.name, plan.name, "study", self.run_ids["sweep"], tags, params)
 
-    def _close_orphan_runs(self) -> None:
-        """A controller killed between creating a run and journalling it leaves a RUNNING run that
-        nobody will finish: close it as KILLED so the UI and the report never show it as live."""
-        known = set(self.run_ids.values())
-        for run in self.tracker.runs():
-            if run.info.status == "RUNNING" and run.info.run_id not in known:
-                self.tracker.finish(run.info.run_id, "KILLED")
+    # ------------------------------------------------------------------ rebuild (the journal is the truth)
+    def _rebuild(self, lost: list[str]) -> int:
+        """Recreate the runs the store lost, from the journal's history and the trial folders; the
+        runs it still has are re-parented when their parent was recreated. Returns runs created."""
+        for key in lost:
+            del self.run_ids[key]
+        created = len(self.run_ids)
+        self._sweep_and_study_runs()
+        trials = {t.trial_id: (s, t) for s in self.studies.values() for t in s.trials.values()}
+        for key in [k for k in lost if k.startswith("trial:")]:
+            found = trials.get(key[len("trial:"):])
+            if found is not None:
+                self._relog_trial(*found)
+        for key, run_id in self.run_ids.items():      # kept runs point at their (maybe new) parents
+            if key.startswith("trial:") and key[len("trial:"):] in trials:
+                parent = self.run_ids[trials[key[len("trial:"):]][0].plan.name]
+            elif key in self.studies:
+                parent = self.run_ids["sweep"]
+            else:
+                continue
+            if key not in lost:
+                self.tracker.set_tags(run_id, {"mlflow.parentRunId": parent})
+        return len(self.run_ids) - created
+
+    def _relog_trial(self, study: Study, trial: TrialState) -> None:
+        """A lost trial run, again: its params and tags, outbox curves, each ended segment, its end."""
+        submitted = self.jobs.get(trial.trial_id, {}).get("job_id", "rebuilt")
+        run_id = self._trial_run(study, trial, submitted)
+        trial_dir = self._trial_dir(trial)
+        copied = 0
+        for event in self.history.get(trial.trial_id, []):
+            if event["event"] == "segment_done":
+                lines = outbox_lines(trial_dir, event["lines"])
+                self.tracker.log_outbox_lines(run_id, lines[copied:])
+                spec = self._trial_spec(study, trial, event["until_epoch"])
+                result_file = trial_dir / spec.result_name
+                result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
+                self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
+                                      result=result, result_file=result_file, new_lines=lines[copied:],
+                                      decision=event["decision"], asha=study.plan.asha is not None,
+                                      fallback_time=event["time"])
+                copied = max(copied, event["lines"])
+            elif event["event"] == "trial_failed" and not event["retry"]:
+                error_file = trial_dir / "error.txt"
+                self.runs.log_failure(run_id, error_file.read_text() if error_file.exists() else event["error"])
+            elif event["event"] == "retry_failed":
+                self.tracker.client.update_run(run_id, status="RUNNING")
+        self.tracker.log_outbox_lines(run_id, outbox_lines(trial_dir, trial.ingested_lines)[copied:])
 
     def _create(self, key: str, name: str, kind: str, parent: str | None, tags: dict, params: dict | None) -> str:
         run_id = self.tracker.create_run(name, kind, parent=parent, tags=tags, params=params)
@@ -141,6 +199,13 @@ class Controller:
                 self._unqueue(trial)
                 owner[event["trial_id"]].schedule(trial, event["until_epoch"])
                 in_flight[event["trial_id"]] = event["until_epoch"]
+                self.jobs[event["trial_id"]] = event
+            elif kind == "retry_failed":
+                for trial_id, until_epoch in event["segments"]:
+                    trial = owner[trial_id].trials[trial_id]
+                    self._retry(trial)
+                    in_flight[trial_id] = until_epoch
+                    self.history.setdefault(trial_id, []).append(event)
             elif kind == "ingesting":
                 ingest_round = list(event["trial_ids"])
             elif kind in ("segment_done", "trial_failed"):
@@ -150,6 +215,8 @@ class Controller:
                 study = owner[event["trial_id"]]
                 trial = study.trials[event["trial_id"]]
                 in_flight.pop(trial.trial_id, None)
+                self.jobs.pop(trial.trial_id, None)
+                self.history.setdefault(trial.trial_id, []).append(event)
             if kind == "segment_done":
                 trial.ingested_lines = event["lines"]
                 trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
@@ -162,6 +229,7 @@ class Controller:
                     self.queue.appendleft((trial, event["until_epoch"]))
                 else:
                     trial.status = "failed"
+                    trial.failed_at = event["until_epoch"]
                     study.tell(trial, event["loss"])
                     self.counts["failed"] += 1
         # Segments that were running (or asked and not yet started) when the controller stopped
@@ -173,6 +241,25 @@ class Controller:
         # starting anything new, so asks and tells keep the order of an uninterrupted run.
         self.restore_only = len(in_flight) if ingest_round else None
         return events
+
+    def _retry(self, trial: TrialState) -> None:
+        """A failed trial runs its failed segment again (`resume --retry-failed`, after a fix)."""
+        trial.status = "running"
+        self.counts["failed"] -= 1
+
+    def _retry_failed(self) -> None:
+        failed = [t for s in self.studies.values() for t in s.trials.values() if t.status == "failed"]
+        if not failed:
+            return
+        segments = [(t.trial_id, t.failed_at) for t in failed]
+        self.journal.append("retry_failed", segments=segments)
+        for trial in failed:
+            self._retry(trial)
+            self.history.setdefault(trial.trial_id, []).append({"event": "retry_failed"})
+            self.queue.append((trial, trial.failed_at))
+            if f"trial:{trial.trial_id}" in self.run_ids:     # the same run goes on
+                self.tracker.client.update_run(self.run_ids[f"trial:{trial.trial_id}"], status="RUNNING")
+        self.echo(f"retrying {len(failed)} failed trial(s)")
 
     def _unqueue(self, trial: TrialState) -> None:
         for item in list(self.queue):
@@ -223,7 +310,8 @@ class Controller:
         declared = set(METHOD_PARAMS.get(study.plan.method, {}))
         for seed in self.spec.seeds:
             trial_id = f"{study.plan.slug}__final-s{seed}"
-            params = study.final_params(seed, str(self._trial_dir(best)), declared)
+            # relative to the sweep folder, so a moved or copied folder still finds the weights
+            params = study.final_params(seed, str(Path("trials") / best.trial_id), declared)
             self.journal.append("final_asked", study=study.plan.name, trial_id=trial_id, params=params, seed=seed,
                                 best=best.trial_id)
             self.queue.append((study.add_final(trial_id, params, seed), study.plan.final_epochs))
@@ -232,6 +320,8 @@ class Controller:
         """Bookkeeping before a segment is submitted; None when its result is already on disk."""
         spec = self._trial_spec(study, trial, until_epoch)
         result_file = Path(spec.trial_dir) / spec.result_name
+        if result_file.exists() and not _same_configuration(result_file, spec):
+            self._set_aside(Path(spec.trial_dir))
         if result_file.exists():
             # A segment that completed while no controller was watching: ingest it at the next
             # poll, exactly where the live run would have, instead of running it again.
@@ -246,6 +336,13 @@ class Controller:
         (Path(spec.trial_dir) / "error.txt").unlink(missing_ok=True)
         study.schedule(trial, until_epoch)
         return spec
+
+    def _set_aside(self, trial_dir: Path) -> None:
+        """A trial folder whose result belongs to another configuration (left by an older run under the
+        same trial id): moved aside, never ingested into this trial's run."""
+        target = trial_dir.with_name(f"{trial_dir.name}.stale-{int(time.time())}")
+        trial_dir.rename(target)
+        self.echo(f"warning: {trial_dir} held results of another configuration; moved to {target.name}")
 
     def _submit_batch(self, executor, batch: list[tuple[Study, TrialState, int | None, TrialSpec]]) -> None:
         """Submit prepared segments together: the SLURM backend turns them into job arrays."""
@@ -285,25 +382,13 @@ class Controller:
         trial.job_seconds += float(result["wall_seconds"])
         metrics["job_seconds"] = trial.job_seconds
         step = int(until_epoch) if until_epoch is not None else 0
-        # What the outbox already logged at this step (the last epoch's curves) is not logged again:
-        # a metric's history holds each step once.
-        logged = {key for line in new_lines if line["step"] == step for key in line["metrics"]}
-        self.tracker.log_metrics(run_id, {f"final_{k}" if k in ("epoch",) else k: v for k, v in metrics.items()
-                                          if k not in logged}, step=step)
-        if result.get("info"):
-            self.tracker.log_params(run_id, {"chosen": result["info"]})
-        tags = {"launcher.host": result.get("host", ""), "launcher.epochs": step}
-        if result.get("notes"):
-            tags["launcher.notes"] = " | ".join(result["notes"])
-        self.tracker.set_tags(run_id, tags)
         decision, next_epoch, loss = study.segment_done(trial, until_epoch, metrics, study.plan.objective)
         trial.ingested_lines = lines
-        if decision != "continue":
-            # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
-            self.tracker.log_text(run_id, json.dumps(result, indent=2, sort_keys=True), "result.json")
-            if study.plan.asha is not None:
-                self.tracker.set_tags(run_id, {"launcher.asha": decision})
-            self.tracker.finish(run_id, "FINISHED")
+        # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
+        result_file = self._trial_dir(trial) / self._trial_spec(study, trial, until_epoch).result_name
+        self.runs.log_segment(run_id, step=step, metrics=metrics, result=result, result_file=result_file,
+                              new_lines=new_lines, decision=decision, asha=study.plan.asha is not None,
+                              fallback_time=time.time())
         value = metrics.get(study.plan.objective) if study.plan.objective else None
         self.journal.append("segment_done", trial_id=trial.trial_id, until_epoch=until_epoch, metrics=metrics,
                             value=value, decision=decision, next_epoch=next_epoch, loss=loss, lines=lines,
@@ -320,10 +405,10 @@ class Controller:
             self.queue.appendleft((trial, until_epoch))
             return
         trial.status = "failed"
+        trial.failed_at = until_epoch
         loss = study.failure_loss() if study.optimizer is not None else None
         study.tell(trial, loss)
-        self.tracker.log_text(run_id, outcome.error or "unknown error", "error.txt")
-        self.tracker.finish(run_id, "FAILED")
+        self.runs.log_failure(run_id, outcome.error)
         self.journal.append("trial_failed", trial_id=trial.trial_id, until_epoch=until_epoch, retry=False,
                             loss=loss, error=(outcome.error or "")[-2000:], study=study.plan.name)
         self.counts["failed"] += 1
@@ -353,19 +438,73 @@ class Controller:
             self.tracker.finish(run_id, "FINISHED" if complete and study.trials else "FAILED")
         self.tracker.finish(self.run_ids["sweep"], "FINISHED")
 
-    def run(self) -> dict:
+    def _start(self) -> int:
+        """Under the folder's lock: the folder checked or created, the journal's torn tail cut off,
+        the journal replayed, the MLflow runs opened (rebuilt when lost). Returns events replayed."""
         prepare_out(self.spec, self.plans)
+        cut = self.journal.repair_tail()
+        if cut:
+            self.echo(f"the journal's last line was torn ({cut} bytes, kept in journal.torn): dropped; "
+                      "its event is redone")
         self.studies = {plan.name: Study(plan, self.spec.executor.workers) for plan in self.plans}
-        replayed = self._replay()
+        return self._replay()
+
+    def repair(self) -> dict:
+        """`launcher repair DIR`: rebuild the MLflow runs from the journal; run nothing."""
+        with self.lock:
+            self._start()
+            finished = any(e["event"] == "sweep_finished" for e in self.journal.replay())
+            uri = self.spec.tracking.uri or default_uri(self.out)
+            if not self.spec.tracking.uri:
+                relocate_artifacts(uri, self.out / "mlartifacts")
+            self.tracker = Tracker(uri, self.spec.name, artifact_root=self.out / "mlartifacts")
+            self.common_tags = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
+                                "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
+            self.runs = SweepRuns(self.tracker, self.run_ids)
+            lost = self.runs.missing()
+            created = self._rebuild(lost) if lost else 0
+            self.runs.close_orphans()
+            if finished:
+                self._finish_studies()
+        return {"runs_created": created, "runs_kept": len(self.run_ids) - created, "finished": finished}
+
+    def _adopt_orphans(self, executor) -> None:
+        """Segments a killed controller left running (local processes, SLURM jobs) are watched to
+        their end, not started a second time."""
+        adopt = getattr(executor, "adopt", None)
+        if adopt is None:
+            return
+        for trial, until_epoch in list(self.queue):
+            event = self.jobs.get(trial.trial_id)
+            if event is None or event.get("until_epoch") != until_epoch:
+                continue
+            handle = adopt(str(event["job_id"]), self._trial_spec(self.studies[trial.study], trial, until_epoch))
+            if handle is not None:
+                self._unqueue(trial)
+                self.live.append(Live(handle, trial, until_epoch))
+                if self.restore_only:
+                    self.restore_only -= 1
+                self.echo(f"adopted job {handle.job_id} of {trial.trial_id}, still running from before")
+
+    def run(self) -> dict:
+        with self.lock:
+            return self._run()
+
+    def _run(self) -> dict:
+        replayed = self._start()
         self.journal.append("sweep_started", pid=os.getpid(), studies=len(self.studies), resumed=replayed > 0)
         self._open_tracking()
+        if self.retry_failed:
+            self._retry_failed()
         if replayed:
             self.echo(f"resuming from {self.journal.path}: {self.counts['done']} trials finished, "
                       f"{self.counts['failed']} failed, {len(self.queue)} segments to run again")
         executor = make_executor(self.spec.executor, self.out / "jobs")
+        self._adopt_orphans(executor)
         progress = Progress(self.studies, self.counts)
         try:
             while True:
+                self.lock.heartbeat()
                 batch = []
                 while len(self.live) + len(batch) < self.spec.executor.workers:
                     work = self._next_work()
@@ -378,7 +517,8 @@ class Controller:
                 if not self.live:
                     break
                 self.restore_only = None
-                polled = executor.poll([item.handle for item in self.live if item.ready is None])
+                polled = executor.poll([item.handle for item in self.live if item.ready is None]) \
+                    if any(item.ready is None for item in self.live) else []
                 ended = [item for item in self.live
                          if item.ready is not None or any(item.handle is h for h in polled)]
                 if ended:
@@ -406,3 +546,14 @@ class Controller:
     def _summary(self) -> dict:
         trials = sum(len(s.trials) for s in self.studies.values())
         return {"trials": trials, "done": self.counts["done"], "failed": self.counts["failed"]}
+
+
+def _same_configuration(result_file: Path, spec: TrialSpec) -> bool:
+    """Was this result produced by the configuration the journal says this trial has? (Paths that
+    follow the folder, like `init_from`, are left out: a moved folder changes them, not the meaning.)"""
+    try:
+        recorded = json.loads(result_file.read_text()).get("spec", {}).get("params", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    strip = (lambda params: json.dumps({k: v for k, v in params.items() if k != "init_from"}, sort_keys=True))
+    return isinstance(recorded, dict) and strip(recorded) == strip(spec.params)

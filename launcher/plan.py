@@ -14,9 +14,12 @@ from .study import StudyPlan
 
 
 def _search_space(raw: dict | None) -> SearchSpace | None:
+    """The space in a canonical (sorted) order: nevergrad's proposals depend on the order of the
+    dimensions, and the results of a sweep must not depend on the order its file lists them in
+    (nor on a record that stores them in another order, as a resumed sweep reads them)."""
     if not raw:
         return None
-    return SearchSpace(tuple(parse_domain(name, domain) for name, domain in raw.items()))
+    return SearchSpace(tuple(parse_domain(name, raw[name]) for name in sorted(raw)))
 
 
 def plan_studies(spec: SweepSpec) -> list[StudyPlan]:

@@ -13,22 +13,39 @@ from .study import StudyPlan
 from .tracking import default_uri
 
 # Keys that may change between runs on one folder without changing what the results mean.
-RESUMABLE_CHANGES = ("executor", "description", "source")
+# `out` too: a sweep folder may be moved or copied and resumed where it now is.
+RESUMABLE_CHANGES = ("executor", "description", "source", "out")
 
 
 def check_data(spec: SweepSpec) -> None:
-    """Every task's data must be found before anything is written or submitted."""
-    from tasks.classification import DatasetError
-    from tasks.timeseries import DatasetNotFoundError, find_dataset_file
+    """Every task's data must be found, and read where that is cheap, before anything is written or submitted.
 
+    Forecasting: each file is read once (however many tasks and horizons use it) by the loader the trials
+    use, and every task is built from it in memory (split sizes for its context and every horizon, z-scoring),
+    so a dirty or short file is one `SpecError` naming the file, line and column. Genomics: the split files
+    are parsed and their labels checked (bases and lengths are checked by the trials' one-hot encoding, which
+    holds the whole task in memory). Satellite: the folder is only found; images are read by the trials.
+    Nothing is cached on disk.
+    """
+    from tasks.classification import DatasetError
+    from tasks.timeseries import (
+        DatasetFormatError,
+        DatasetNotFoundError,
+        TaskSizeError,
+        check_task_fits,
+        find_dataset_file,
+        load_forecast_task,
+        load_series,
+    )
+
+    forecast_files: dict[Path, tuple[Path, list]] = {}     # resolved file -> (file, its tasks)
     for task in spec.tasks:
         try:
             if task.domain == "forecasting":
-                find_dataset_file(task.dataset, task.path or spec.data_root)
+                file = Path(task.path) if task.path else find_dataset_file(task.dataset, spec.data_root)
+                forecast_files.setdefault(file.resolve(), (file, []))[1].append(task)
             elif task.domain == "genomics":
-                from tasks.genomics import find_task_files
-
-                find_task_files(task.dataset, spec.data_root, task.path)
+                _check_genomics_files(task, spec)
             else:
                 from tasks.satellite import find_satellite_task
 
@@ -36,6 +53,38 @@ def check_data(spec: SweepSpec) -> None:
         except (DatasetNotFoundError, DatasetError) as err:
             raise SpecError(str(err), file=str(spec.source), key=f"tasks[{task.dataset}]",
                             hint="set data_root in the sweep file or LAUNCHER_DATA_ROOT") from None
+    for file, tasks in forecast_files.values():
+        task = tasks[0]
+        try:
+            series = load_series(file)
+            for task in tasks:
+                check_task_fits(task.dataset, file, len(series.values), task.context, task.horizons)
+                load_forecast_task(task.dataset, min(task.horizons), context=task.context, path=file, series=series)
+        except TaskSizeError as err:
+            raise SpecError(err.detail, file=str(spec.source), key=f"tasks[{task.dataset}]",
+                            hint=err.hint) from None
+        except DatasetFormatError as err:
+            if err.path is None:
+                raise SpecError(str(err), file=str(spec.source), key=f"tasks[{task.dataset}]") from None
+            raise SpecError(f"{err.detail} (data of task {task.dataset} in {spec.source})", file=str(err.path),
+                            line=err.line, hint=err.hint) from None
+
+
+def _check_genomics_files(task, spec: SweepSpec) -> None:
+    """Parse a genomics task's files and check their labels, as the trials' loader does first."""
+    from tasks.genomics import IENHANCER_LABELS, find_task_files, genomics_task_info
+    from tasks.genomics_formats import read_ienhancer, read_split
+
+    layout, files = find_task_files(task.dataset, spec.data_root, task.path)
+    n_classes = genomics_task_info(task.dataset).n_classes
+    if layout == "ienhancer":
+        labels = IENHANCER_LABELS[task.dataset]
+        splits = [read_ienhancer({stem: files[f"{split}_{stem}"] for stem in labels}, labels)
+                  for split in ("train", "test")]
+    else:
+        splits = [read_split(file) for file in files.values()]
+    for split in splits:
+        split.check_labels(n_classes)
 
 
 def git_revision(where: Path) -> str:
@@ -76,7 +125,9 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
                 "trials": s.trials, "objective": s.objective, "mode": s.mode}
                for s in studies]
     (out / "plan.json").write_text(json.dumps(columns, indent=2))
-    recorded.write_text(json.dumps(resolved, indent=2, sort_keys=True))
+    # Written in the file's key order (a search space's order is part of what the optimizer sees),
+    # with the folder itself as "." so that a moved or copied folder still describes itself.
+    recorded.write_text(json.dumps({**resolved, "out": "."}, indent=2))
 
 
 def describe_plan(spec: SweepSpec) -> str:

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .journal import Journal
+
 
 @dataclass
 class StudyStatus:
@@ -70,38 +72,33 @@ def read_status(folder: Path) -> SweepStatus:
     journal = folder / "journal.jsonl"
     if not journal.exists():
         return status
-    with open(journal) as fh:
-        for line in fh:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue          # a torn last line
-            kind, when = event["event"], event.get("time")
-            status.started = status.started if status.started is not None else when
-            status.last = when
-            if kind == "asked":
-                owner[event["trial_id"]] = event["study"]
-                status.studies.setdefault(event["study"], StudyStatus()).asked += 1
-            elif kind == "submitted":
-                running.add(event["trial_id"])
-            elif kind == "segment_done":
-                running.discard(event["trial_id"])
-                study = status.studies.setdefault(owner.get(event["trial_id"], event.get("study", "?")), StudyStatus())
-                study.offer(event.get("value"))
-                if event.get("until_epoch") is not None:
-                    status.rungs[event["until_epoch"]] += 1
-                if event["decision"] != "continue":
-                    study.done += 1
-            elif kind == "trial_failed":
-                running.discard(event["trial_id"])
-                if not event["retry"]:
-                    status.studies.setdefault(owner.get(event["trial_id"], "?"), StudyStatus()).failed += 1
-            elif kind == "paused":
-                status.paused = True
-            elif kind == "sweep_started":
-                status.paused = False
-            elif kind == "sweep_finished":
-                status.finished = True
+    for event in Journal(journal).replay(strict=False):    # a torn or damaged line is skipped
+        kind, when = event["event"], event.get("time")
+        status.started = status.started if status.started is not None else when
+        status.last = when
+        if kind == "asked":
+            owner[event["trial_id"]] = event["study"]
+            status.studies.setdefault(event["study"], StudyStatus()).asked += 1
+        elif kind == "submitted":
+            running.add(event["trial_id"])
+        elif kind == "segment_done":
+            running.discard(event["trial_id"])
+            study = status.studies.setdefault(owner.get(event["trial_id"], event.get("study", "?")), StudyStatus())
+            study.offer(event.get("value"))
+            if event.get("until_epoch") is not None:
+                status.rungs[event["until_epoch"]] += 1
+            if event["decision"] != "continue":
+                study.done += 1
+        elif kind == "trial_failed":
+            running.discard(event["trial_id"])
+            if not event["retry"]:
+                status.studies.setdefault(owner.get(event["trial_id"], "?"), StudyStatus()).failed += 1
+        elif kind == "paused":
+            status.paused = True
+        elif kind == "sweep_started":
+            status.paused = False
+        elif kind == "sweep_finished":
+            status.finished = True
     for trial_id in running:
         status.studies.setdefault(owner.get(trial_id, "?"), StudyStatus()).running += 1
     return status

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from .config import read_record, record_task_names
 from .errors import SpecError
+from .journal import Journal
 from .methods.params import DETERMINISTIC, METHOD_KIND
 from .report import DOMAINS, TUNED_ARMS, Cell, Column, Cost, Document, Reference, Report, registry_task_metric
 from .tracking import Tracker, recorded_uri
@@ -19,8 +20,7 @@ def _state(folder: Path) -> str:
     """finished | paused | unfinished (running, or killed) from the journal's last lifecycle event."""
     states = {"sweep_started": "unfinished", "sweep_finished": "finished", "paused": "paused"}
     journal = folder / "journal.jsonl"
-    events = [json.loads(x).get("event") for x in journal.read_text().splitlines() if x.endswith("}")] \
-        if journal.exists() else []
+    events = [e["event"] for e in Journal(journal).replay(strict=False)]
     return next((states[e] for e in reversed(events) if e in states), "unfinished" if events else "unknown")
 
 

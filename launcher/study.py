@@ -64,6 +64,7 @@ class TrialState:
     job_seconds: float = 0.0      # wall time of its completed segments
     last_metrics: dict[str, float] = field(default_factory=dict)
     final: bool = False           # a final retrain of the study's best configuration (not a search trial)
+    failed_at: int | None = None  # the segment (target epoch) that failed, to run again on --retry-failed
 
 
 class Study:

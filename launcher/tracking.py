@@ -104,3 +104,37 @@ class Tracker:
             if not token:
                 break
         return sorted(found, key=lambda r: (r.info.start_time, r.info.run_name or "", r.info.run_id))
+
+
+def relocate_artifacts(uri: str, artifact_root: Path) -> int:
+    """A sweep folder that was moved or copied carries its SQLite store, which records artifact
+    locations as absolute paths into the OLD folder: point them at this folder's artifact root, so
+    artifacts are written here (and never into, or next to, the original). Returns the experiments
+    changed. Only the sweep's own store is touched (a `sqlite:///` file whose artifacts live in a
+    folder named `mlartifacts`)."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return 0
+    database = Path(uri[len("sqlite:///"):])
+    if not database.is_file():
+        return 0
+    new = Path(artifact_root).resolve().as_uri()
+    changed = 0
+    connection = sqlite3.connect(database)
+    try:
+        rows = connection.execute("SELECT experiment_id, artifact_location FROM experiments").fetchall()
+        for experiment_id, location in rows:
+            if not location or location == new or not location.rstrip("/").endswith("/mlartifacts"):
+                continue
+            connection.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?", (new, experiment_id))
+            connection.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                               "WHERE experiment_id = ? AND substr(artifact_uri, 1, ?) = ?",
+                               (new, len(location) + 1, experiment_id, len(location), location))
+            changed += 1
+        connection.commit()
+    except sqlite3.Error:          # not an MLflow store yet (or another schema): leave it alone
+        return 0
+    finally:
+        connection.close()
+    return changed
