@@ -87,3 +87,85 @@ def test_auto_arima_never_loads_a_planted_pickle(tmp_path, planted_at_new_name):
     assert second.metrics["fit_cached"] == 1.0
     assert second.info["orders"] == first.info["orders"]
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- remote-code FM stand-in
+
+PLANTED_CODE = 'import pathlib\npathlib.Path({marker!r}).touch()\n'
+
+
+@pytest.fixture(scope="module")
+def small_genomics_task(tmp_path_factory):
+    """GUE prom_core_tata (70 bp, 2 classes) in its own layout, generated: 64 train, 16 dev, 16 test rows."""
+    import pandas as pd
+
+    from tasks.genomics import load_genomics_task
+
+    root = tmp_path_factory.mktemp("genomics")
+    folder = root / "GUE/prom/prom_core_tata"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("dev", 16), ("test", 16)):
+        sequences = ["".join(rng.choice(list("ACGT"), 70)) for _ in range(n)]
+        pd.DataFrame({"sequence": sequences, "label": [i % 2 for i in range(n)]}).to_csv(folder / f"{split}.csv",
+                                                                                          index=False)
+    return load_genomics_task("prom_core_tata", data_root=root)
+
+
+def _finetune_hyenadna(task, cache, trial_dir, **overrides):
+    import torch
+
+    from launcher.methods import get_method
+    from launcher.methods.params import METHOD_PARAMS
+
+    torch.set_num_threads(1)
+    params = {**{k: p.default for k, p in METHOD_PARAMS["finetune"].items()}, "adapter": "hyenadna",
+              "stand_in": "tiny", "epochs": 1, "warmup_epochs": 0, "batch_size": 16, "max_batches_per_epoch": 2,
+              **overrides}
+    method = get_method("finetune")
+    method.cache_dir, method.distributed = cache, None
+    return method.run_segment(task, params, trial_dir, 1, lambda step, metrics: None)
+
+
+@pytest.mark.parametrize("user_trusts_remote_code", [False, True])
+def test_stand_in_never_runs_python_files_from_the_cache(small_genomics_task, tmp_path, user_trusts_remote_code):
+    from launcher.methods.fm_common import stand_in_folder
+
+    cache = tmp_path / "cache"
+    folder = stand_in_folder("hyenadna", small_genomics_task, cache)      # as the first trial of a sweep writes it
+    marker = tmp_path / "pwned"
+    # Someone with write access to the cache rewrites the stand-in's code files; they still work, but
+    # importing either one leaves a marker.
+    for name in ("modeling_tinydna.py", "configuration_tinydna.py"):
+        path = folder / name
+        assert path.is_file()
+        path.write_text(PLANTED_CODE.format(marker=str(marker)) + path.read_text())
+
+    # `trust_remote_code: true` in a sweep is for checkpoint folders the user has read, never for the
+    # stand-in the launcher itself writes into the cache.
+    try:
+        result = _finetune_hyenadna(small_genomics_task, cache, tmp_path / "trial",
+                                    trust_remote_code=user_trusts_remote_code)
+    finally:
+        assert not marker.exists(), "a Python file planted in the stand-in's cache folder was executed"
+    assert result.info["adapter"] == "hyenadna" and result.info["stand_in"] is True
+    assert 0.0 <= result.metrics["test_score"] <= 1.0
+    assert any("random-init stand-in" in note for note in result.notes)
+
+
+def test_remote_code_checkpoint_runs_only_when_the_sweep_trusts_it(small_genomics_task, tmp_path):
+    """The kept path: a user's remote-code checkpoint is refused unless the sweep says trust_remote_code."""
+    from models.fm import tiny
+
+    folder = tiny.write_tiny_checkpoint("hyenadna", tmp_path / "hyena", num_labels=2)
+    (folder / "README.txt").unlink()          # a user's checkpoint folder, not the stand-in
+    marker = tmp_path / "imported"
+    path = folder / "modeling_tinydna.py"
+    path.write_text(PLANTED_CODE.format(marker=str(marker)) + path.read_text())
+    with pytest.raises(PermissionError, match="trust_remote_code"):
+        _finetune_hyenadna(small_genomics_task, tmp_path / "cache", tmp_path / "untrusted", stand_in="none",
+                           checkpoint=str(folder))
+    assert not marker.exists()
+    result = _finetune_hyenadna(small_genomics_task, tmp_path / "cache", tmp_path / "trusted", stand_in="none",
+                                checkpoint=str(folder), trust_remote_code=True)
+    assert result.info["stand_in"] is False and 0.0 <= result.metrics["test_score"] <= 1.0

@@ -411,3 +411,24 @@ def test_tiny_cli_writes_a_labelled_random_stand_in(tmp_path):
     assert config["patch_size"] == 16 and config["launcher_stand_in"]
     with pytest.raises(ValueError, match="known kinds are"):
         tiny.write_tiny_checkpoint("gpt", tmp_path / "gpt")
+
+
+def test_hyenadna_stand_in_loads_without_its_code_files_and_matches_the_remote_code_model(folders, tmp_path):
+    from models.fm.tiny_remote_code import TinyDNAStandInAdapter
+
+    remote = load_adapter("hyenadna", folders["hyenadna"], SequenceClassification(2), trust_remote_code=True)
+    folder = shutil.copytree(folders["hyenadna"], tmp_path / "no_code")
+    for name in ("modeling_tinydna.py", "configuration_tinydna.py", "tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()              # nothing but config.json and model.safetensors is read
+    stand_in = TinyDNAStandInAdapter.from_pretrained(folder, SequenceClassification(2))
+    assert type(stand_in.model).__module__ == "models.fm.tiny_remote_code"
+    assert stand_in.name == "hyenadna" and stand_in.is_stand_in
+    weights = load_file(folders["hyenadna"] / "model.safetensors")
+    assert all(torch.equal(stand_in.model.state_dict()[k], w) for k, w in weights.items())
+    x = one_hot_dna(["ACGTNACG" * 20, "GATTACA"], 300)
+    assert torch.equal(stand_in(x), remote(x))
+    assert stand_in.n_parameters() == remote.n_parameters()
+
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")   # pickle-based weights: refused
+    with pytest.raises(FMCheckpointError, match="model.safetensors is missing"):
+        TinyDNAStandInAdapter.from_pretrained(folder, SequenceClassification(2))

@@ -113,14 +113,22 @@ def resolve_checkpoint(params: dict[str, Any], task: Any, cache_root: Path) -> t
 
 
 def load_fm(params: dict[str, Any], task: Any, folder: Path | None, **adapter_options: Any):
-    """Load the adapter named by params on `folder` with the head `task` needs."""
+    """Load the adapter named by params on `folder` with the head `task` needs.
+
+    `trust_remote_code` reaches an adapter only when the sweep says `trust_remote_code: true` (for a
+    checkpoint folder the user has read). A stand-in lives in the sweep's cache, which others may be
+    able to write, so nothing in it may run: the remote-code DNA stand-in is built from the installed
+    classes of `models.fm.tiny_remote_code`, reading only config.json and safetensors weights.
+    """
     from models.fm.base import ADAPTERS
 
+    if params["stand_in"] == "tiny" and params["adapter"] == "hyenadna":
+        from models.fm.tiny_remote_code import TinyDNAStandInAdapter
+
+        return TinyDNAStandInAdapter.from_pretrained(folder, head_spec_for(task), **adapter_options)
     options: dict[str, Any] = {"allow_download": bool(params.get("allow_download", False)), **adapter_options}
     if params.get("trust_remote_code"):
         options["trust_remote_code"] = True
-    elif params["stand_in"] == "tiny" and params["adapter"] == "hyenadna":
-        options["trust_remote_code"] = True      # our own stand-in code (models.fm.tiny_remote_code)
     return ADAPTERS[params["adapter"]].from_pretrained(folder, head_spec_for(task), **options)
 
 

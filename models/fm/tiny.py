@@ -6,6 +6,11 @@ same `from_pretrained` path loads it. These are NOT the pretrained FMs: every fo
 README.txt saying "random init, not the pretrained FM", and config.json carries
 `launcher_stand_in`, which `FMAdapter.is_stand_in` reads so reports can label such runs.
 
+Writing runs no code from the folder. The `hyenadna` stand-in also holds Python files (the layout of
+a remote-code checkpoint, for tests of the `trust_remote_code` path); the launcher's `stand_in: tiny`
+never runs them: `models.fm.tiny_remote_code.TinyDNAStandInAdapter` builds that model from the
+installed classes and reads only config.json and model.safetensors.
+
 CLI: `python -m models.fm.tiny <kind> <folder> [key=value ...]`, e.g.
 `python -m models.fm.tiny patchtst /tmp/patchtst context_length=96 prediction_length=24`.
 """
