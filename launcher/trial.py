@@ -8,6 +8,7 @@ is the only MLflow writer; the job never talks to the tracking store.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import socket
@@ -143,6 +144,28 @@ class TrialJob(Checkpointable):
         return DelayedSubmission(TrialJob(), spec)
 
 
+class NonFiniteMetricError(ValueError):
+    """A method returned nan or inf as a validation or test score: the trial failed, it is not a result."""
+
+
+def _check_finite_metrics(spec: TrialSpec, metrics: dict[str, Any]) -> None:
+    scored = ("test_", "val_", "best_val")
+    bad = {}
+    for name, value in (metrics or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if name.startswith(scored) and not math.isfinite(number):
+            bad[name] = number
+    if bad:
+        listing = ", ".join(f"{name}={value}" for name, value in sorted(bad.items()))
+        raise NonFiniteMetricError(
+            f"{spec.method} on {spec.task_name} returned non-finite scores ({listing}): the forecasts or the "
+            f"errors overflowed or diverged. The trial counts as failed. Check the data for extreme values "
+            f"(the loader reports their file and line) or lower the learning rate")
+
+
 def run_trial(spec: TrialSpec) -> dict[str, Any]:
     """Entry point of a trial job (every rank runs it). Returns the result dict (rank 0 also writes result.json)."""
     trial_dir = Path(spec.trial_dir)
@@ -175,6 +198,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
             outcome = method.run(task, dict(spec.params), outbox)
         else:
             outcome = method.run_segment(task, dict(spec.params), trial_dir, spec.until_epoch, outbox)
+        _check_finite_metrics(spec, outcome.metrics)
     except BaseException as error:
         # error.txt marks a failure of the trial's own code (told to the optimizer). A job stopped from
         # outside -- submitit's time-limit/preemption handling (UncompletedJobError, SystemExit), a
@@ -188,12 +212,21 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
         "metrics": outcome.metrics,
         "n_parameters": outcome.n_parameters,
         "info": outcome.info,
-        "notes": outcome.notes,
+        "notes": list(outcome.notes or ()),
         "wall_seconds": time.time() - started,
         "host": socket.gethostname(),
         "rank": rank,
         "spec": asdict(spec),
     }
+    cleaning = getattr(task, "cleaning", None)
+    if cleaning:       # forecasting: what the loader interpolated or dropped (tasks.timeseries_data)
+        from tasks.timeseries_data import describe_cleaning
+
+        path = getattr(task, "path", None)
+        result["data_cleaning"] = {"file": None if path is None else str(path), **cleaning}
+        line = describe_cleaning(path, cleaning)
+        if line:
+            result["notes"].append(line)
     if rank != 0:       # one writer per trial folder: rank 0's view is the trial's result
         return result
     write_json_atomic(trial_dir / spec.result_name, result)

@@ -15,9 +15,9 @@ Dataset files, the registry and the dirty-value policy live in `tasks.timeseries
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -25,19 +25,22 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tasks.timeseries_data import (
     DATASETS,
     EMBEDDED_DIR,
+    MAX_ABS_VALUE,
     DatasetFormatError,
     DatasetNotFoundError,
     ForecastDatasetInfo,
     LoadedSeries,
     dataset_info,
+    describe_cleaning,
     find_dataset_file,
     load_series,
+    too_large_error,
 )
 
 __all__ = [
     "DATASETS", "EMBEDDED_DIR", "DatasetFormatError", "DatasetNotFoundError", "ForecastDatasetInfo",
-    "ForecastTask", "LoadedSeries", "evaluate_forecaster", "find_dataset_file", "load_forecast_task",
-    "load_series", "split_sizes",
+    "ForecastTask", "LoadedSeries", "TaskSizeError", "check_task_fits", "describe_cleaning", "evaluate_forecaster",
+    "find_dataset_file", "load_forecast_task", "load_series", "split_sizes",
 ]
 
 ETT_HOUR_SPLIT = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)
@@ -99,37 +102,80 @@ class ForecastTask:
         return np.concatenate([self.train, self.val[self.context:]], axis=0)
 
 
-def _check_enough_rows(path, n_rows: int, sizes: tuple[int, int, int], context: int, horizon: int) -> None:
-    n_train, n_val, n_test = sizes
-    problems = []
-    if n_rows < n_train + n_val + n_test:
-        problems.append(f"the split needs {n_train + n_val + n_test} rows ({n_train}/{n_val}/{n_test})")
+class TaskSizeError(DatasetFormatError):
+    """The file is readable but too short for the task's split, context or horizons (the message names it)."""
+
+
+def check_task_fits(dataset: str, file: Path, n_rows: int, context: int, horizons) -> None:
+    """Raise `TaskSizeError` (naming the task, the sizes and what to change) unless the split of a file of
+    `n_rows` rows holds the context before every target and at least one val and one test window per horizon."""
+    info = dataset_info(dataset)
+    n_train, n_val, n_test = sizes = split_sizes(info.split, n_rows)
+    horizons = sorted(int(h) for h in horizons)
+    label = f"task {dataset} (context {context}, horizons {', '.join(map(str, horizons))})"
+    if info.split != "ratio" and n_rows < sum(sizes):
+        raise TaskSizeError(
+            f"{label}: {dataset} uses the fixed ETT split of {n_train}/{n_val}/{n_test} train/val/test rows "
+            f"({sum(sizes)} in all), but {file} has {n_rows} rows",
+            hint=f"Point the task at the complete {info.filename} (at least {sum(sizes)} rows)")
+    split = f"{file}: {n_rows} rows, split 70/10/20 into {n_train}/{n_val}/{n_test} train/val/test rows" \
+        if info.split == "ratio" else f"{file}: split {n_train}/{n_val}/{n_test} train/val/test rows"
+    problems, hints = [], []
     if n_train < context:
-        problems.append(f"the {n_train} training rows are fewer than the context of {context}")
-    if min(n_val, n_test) < horizon:
-        problems.append(f"val ({n_val}) and test ({n_test}) rows must each cover the horizon of {horizon}")
+        problems.append(f"the context of {context} is longer than the {n_train} training rows")
+        hints.append(f"set `context:` to at most {n_train}")
+    too_long = [h for h in horizons if h > min(n_val, n_test)]
+    if too_long:
+        problems.append(f"horizon{'s' * (len(too_long) > 1)} {', '.join(map(str, too_long))} "
+                        f"{'are' if len(too_long) > 1 else 'is'} longer than the "
+                        + ("val" if n_val <= n_test else "test") + f" split ({min(n_val, n_test)} rows)")
+        hints.append(f"use horizons of at most {min(n_val, n_test)}")
     if problems:
-        raise DatasetFormatError(f"{path}: too few rows ({n_rows}) for this task: " + "; ".join(problems))
+        raise TaskSizeError(f"{label}: " + "; ".join(problems) + f" ({split})",
+                            hint=" and ".join(hints)[0].upper() + " and ".join(hints)[1:] + ", or use a longer file")
+
+
+def _check_scaled(values: np.ndarray, mean: np.ndarray, std: np.ndarray, scaled: np.ndarray, n_train: int,
+                  loaded: LoadedSeries, file: Path) -> None:
+    """Training statistics and z-scores must be finite and small enough to square (tasks.timeseries_data rule 5)."""
+    def line(row: int) -> int | None:
+        return None if loaded.lines is None else int(loaded.lines[row])
+
+    for c in np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std))):
+        row = int(np.argmax(np.abs(values[:n_train, c])))
+        raise too_large_error(file, line(row), loaded.channel_names[c],
+                              f"the mean or standard deviation of the channel's {n_train} training rows overflows "
+                              f"float64 (its largest value is {values[row, c]:g})")
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(scaled) <= MAX_ABS_VALUE)
+    if bad.any():
+        row, c = np.argwhere(bad)[0]
+        raise too_large_error(file, line(row), loaded.channel_names[c],
+                              f"{values[row, c]:g} is {scaled[row, c]:.3g} training standard deviations from the "
+                              f"training mean: its square overflows float64")
 
 
 def load_forecast_task(dataset: str, horizon: int, *, data_root: str | Path | None = None,
-                       context: int | None = None, path: str | Path | None = None) -> ForecastTask:
-    """The (dataset, horizon) task, z-scored with train statistics. `path` overrides the file search."""
+                       context: int | None = None, path: str | Path | None = None,
+                       series: LoadedSeries | None = None) -> ForecastTask:
+    """The (dataset, horizon) task, z-scored with train statistics. `path` overrides the file search;
+    `series` is that file already read by `load_series` (the preflight reads each file once)."""
     info = dataset_info(dataset)
     context = info.context if context is None else int(context)
     if horizon < 1 or context < 1:
         raise ValueError(f"horizon and context must be positive, got horizon={horizon}, context={context}")
     file = Path(path) if path is not None else find_dataset_file(dataset, data_root)
-    loaded = load_series(file)
+    loaded = load_series(file) if series is None else series
     values = loaded.values
-    sizes = split_sizes(info.split, len(values))
-    _check_enough_rows(file, len(values), sizes, context, horizon)
-    n_train, n_val, n_test = sizes
+    check_task_fits(dataset, file, len(values), context, [horizon])
+    n_train, n_val, n_test = split_sizes(info.split, len(values))
 
-    mean = values[:n_train].mean(axis=0)
-    std = values[:n_train].std(axis=0)
-    std[std == 0] = 1.0
-    scaled = (values[: n_train + n_val + n_test] - mean) / std
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = values[:n_train].mean(axis=0)
+        std = values[:n_train].std(axis=0)
+        std[std == 0] = 1.0
+        scaled = (values[: n_train + n_val + n_test] - mean) / std
+    _check_scaled(values, mean, std, scaled, n_train, loaded, file)
     val_end = n_train + n_val
     return ForecastTask(
         dataset=dataset, horizon=int(horizon), context=context, name=f"{dataset}-{horizon}",

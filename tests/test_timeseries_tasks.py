@@ -1,4 +1,6 @@
 """Forecasting tasks: file search, dirty-value policy, splits, z-scoring and the windowed metric."""
+import gzip
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,9 @@ from tasks.timeseries import (
     EMBEDDED_DIR,
     DatasetFormatError,
     DatasetNotFoundError,
+    TaskSizeError,
+    check_task_fits,
+    describe_cleaning,
     evaluate_forecaster,
     find_dataset_file,
     load_forecast_task,
@@ -136,9 +141,23 @@ def test_zscore_uses_training_rows_only(tmp_path):
 
 def test_too_few_rows_is_a_format_error(tmp_path):
     path = write_series(tmp_path / "ETTh1.csv", distinct_raw_values(10_000, 2))
-    with pytest.raises(DatasetFormatError, match="too few rows") as error:
+    with pytest.raises(TaskSizeError, match="fixed ETT split") as error:
         load_forecast_task("ETTh1", 96, path=path)
-    assert str(path) in str(error.value)
+    assert f"{path} has 10000 rows" in str(error.value) and "at least 14400 rows" in str(error.value)
+
+
+@pytest.mark.parametrize("context, horizons, expected", [
+    (800, [24], "the context of 800 is longer than the 700 training rows"),
+    (96, [24, 150, 192], "horizons 150, 192 are longer than the val split (100 rows)"),
+])
+def test_context_and_horizons_must_fit_the_ratio_split(tmp_path, context, horizons, expected):
+    path = write_series(tmp_path / "weather.csv", distinct_raw_values(1000, 2), freq="10min")
+    with pytest.raises(TaskSizeError) as error:
+        check_task_fits("weather", path, 1000, context, horizons)
+    assert expected in str(error.value) and "700/100/200" in str(error.value) and str(path) in str(error.value)
+    with pytest.raises(TaskSizeError):
+        load_forecast_task("weather", max(horizons), path=path, context=context)
+    check_task_fits("weather", path, 1000, 96, [24, 100])    # at the limits: fits
 
 
 # -------------------------------------------------------------------------------- dirty values
@@ -158,7 +177,9 @@ def test_dirty_values_are_interpolated_and_counted(tmp_path):
     np.testing.assert_allclose(loaded.values[:, 1], [10, 20, 30, 40, 50, 60])
     assert loaded.channel_names == ["a", "b"]
     assert loaded.cleaning == {"duplicate_timestamps": 1, "missing_values": 1,
-                               "non_finite_values": 2, "sentinel_values": 2}
+                               "non_finite_values": 2, "sentinel_values": 2, "blank_lines": 0}
+    assert describe_cleaning(path, loaded.cleaning) == (
+        "dirty.csv: 5 cells interpolated (-9999: 2, empty/NaN: 1, inf: 2), 1 duplicate timestamp dropped (first kept)")
     values, names = load_series(path)  # tuple-style unpacking
     assert names == ["a", "b"] and values.shape == (6, 2)
 
@@ -197,9 +218,73 @@ def test_missing_date_column_is_a_format_error(tmp_path):
 def test_text_channel_is_a_format_error(tmp_path):
     path = tmp_path / "text.csv"
     path.write_text("date,a,label\n2020-01-01,1,x\n2020-01-02,2,y\n")
-    with pytest.raises(DatasetFormatError, match="'label' is not numeric") as error:
+    with pytest.raises(DatasetFormatError, match="'label': 'x' is not a number") as error:
         load_series(path)
-    assert str(path) in str(error.value) and "line 2" in str(error.value)
+    assert str(error.value).startswith(f"{path}:2: column 'label': 'x' is not a number")
+
+
+def test_blank_lines_are_skipped_counted_and_keep_line_numbers(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("date,a\n\n2020-01-01,1\n\n2020-01-02,3\n2020-01-03,oops\n")
+    with pytest.raises(DatasetFormatError) as error:
+        load_series(path)
+    assert str(error.value).startswith(f"{path}:6: column 'a': 'oops'")
+    path.write_text("date,a\n\n2020-01-01,1\n\n2020-01-02,3\n")
+    loaded = load_series(path)
+    assert loaded.values[:, 0].tolist() == [1.0, 3.0] and loaded.lines.tolist() == [3, 5]
+    assert loaded.cleaning["blank_lines"] == 2
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("date,a,b\n2020-01-01,1,2,3\n2020-01-02,1,2\n", 2, "the row has 4 fields but the header has 3"),
+    ("date,a,b\n2020-01-01,1,2\n2020-01-02,1,2,3\n", 3, "the row has 4 fields but the header has 3"),
+    ("date;a\n2020-01-01;1,5\n", 1, "separated by ';'"),
+    ("date,a\n2020-01-01,\"1,5\"\n", 2, "column 'a': '1,5' is not a number"),
+    ("", None, "the file is empty"),
+    ("date,a\n", None, "no data rows"),
+])
+def test_malformed_csv_names_file_and_line(tmp_path, text, line, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DatasetFormatError) as error:
+        load_series(path)
+    assert str(error.value).startswith(f"{path}:{line}: " if line else f"{path}: ")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_bad_gzip_names_the_file(tmp_path):
+    plain = tmp_path / "plain.csv.gz"
+    plain.write_text("date,a\n2020-01-01,1\n")
+    with pytest.raises(DatasetFormatError, match="not valid gzip") as error:
+        load_series(plain)
+    assert str(error.value).startswith(f"{plain}: ")
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(("date,a\n" + "2020-01-01,1.2345\n" * 5000).encode())[:200])
+    with pytest.raises(DatasetFormatError, match="truncated") as error:
+        load_series(cut)
+    assert str(error.value).startswith(f"{cut}: ")
+
+
+def test_value_whose_square_overflows_is_an_error(tmp_path):
+    raw = distinct_raw_values(1000, 2)
+    raw[[300, 301], 1] = 1e308
+    path = write_series(tmp_path / "weather.csv", raw, freq="10min")
+    with pytest.raises(DatasetFormatError) as error:
+        load_series(path)
+    assert str(error.value).startswith(f"{path}:302: column 'c1': 1e+308 is too large")
+
+
+def test_zscore_overflow_is_an_error(tmp_path):
+    # Training rows vary by 1e-150, a test row is 1e10: its z-score (1e160) squares to inf.
+    raw = np.zeros((1000, 1))
+    raw[:700:2, 0] = 1e-150
+    raw[950, 0] = 1e10
+    path = write_series(tmp_path / "weather.csv", raw, freq="10min")
+    load_series(path)     # every raw value is fine
+    with pytest.raises(DatasetFormatError) as error:
+        load_forecast_task("weather", 24, path=path, context=96)
+    assert str(error.value).startswith(f"{path}:952: column 'c0': 1e+10 is ")
+    assert "training standard deviations" in str(error.value)
 
 
 # ---------------------------------------------------------------------------------- file search
@@ -255,6 +340,7 @@ def test_embedded_etth1_task_shapes():
     assert task.test.shape == (2880 + 512, 7)
     assert task.train_val().shape == (11_520, 7)
     assert task.cleaning == {"duplicate_timestamps": 0, "missing_values": 0,
-                             "non_finite_values": 0, "sentinel_values": 0}
+                             "non_finite_values": 0, "sentinel_values": 0, "blank_lines": 0}
+    assert describe_cleaning(task.path, task.cleaning) is None
     np.testing.assert_allclose(task.train.mean(axis=0), 0.0, atol=1e-10)
     assert np.isfinite(task.test).all()
