@@ -11,15 +11,18 @@ duplicate keys are an error (plain YAML silently keeps the last one).
 Schema (defaults in brackets)
 -----------------------------
 
-    name: timeseries            # required; [A-Za-z0-9_.-]+ ; the MLflow experiment name
+    name: timeseries            # required; [A-Za-z0-9][A-Za-z0-9_.-]*, at most 100 characters;
+                                #   the MLflow experiment name and the default output folder
     description: "..."          # optional str [""]
-    out: runs/timeseries        # optional [runs/<name>]; relative -> current working directory
+    out: runs/timeseries        # optional [runs/<name>]; relative -> current working directory;
+                                #   a folder (or none yet), never an existing file
     data_root: null             # optional folder; relative -> the YAML file's folder; must exist
     seeds: [0]                  # optional non-empty list of distinct non-negative ints [[0]]
     tasks:                      # required, non-empty list
       - dataset: ETTh1          # required; a key of tasks.timeseries.DATASETS
-        horizons: [96, 192]     # optional [the dataset's .horizons]; positive distinct ints
-        context: 512            # optional [the dataset's .context]; int >= 8
+        horizons: [96, 192]     # optional [the dataset's .horizons]; distinct ints in [1, 10**6]
+        context: 512            # optional [the dataset's .context]; int in [8, 10**6]; must hold
+                                #   seasonal_naive's period and autoar's lags (p <= context - max_diff)
         path: null              # optional data file; relative -> the YAML file's folder; must exist
     methods:                    # required, non-empty mapping: method name -> params (or null / {})
       autoar: {max_diff: 2}     # params are declared in launcher/methods/params.py (METHOD_PARAMS)
@@ -36,7 +39,8 @@ Schema (defaults in brackets)
       workers: 2                # [2]; int >= 1
       timeout_min: 60           # [60]; int >= 1
     tracking:                   # optional mapping
-      uri: null                 # [sqlite:///<out>/mlflow.db]; sqlite:///..., http(s)://..., file:...
+      uri: null                 # [sqlite:///<out>/mlflow.db]; sqlite:///path, http(s)://host[:port][/path],
+                                #   file:///absolute/folder
                                 #   or a plain path (made absolute against the working directory,
                                 #   as is a relative sqlite:///file.db)
     report:                     # optional mapping
@@ -65,6 +69,13 @@ fixes; `space: {}` searches nothing (the fixed params, one trial per seed). A pa
 fixed and in a written `space`. Each domain is checked by `launcher.space.parse_domain`, and its
 bounds or choices as values of the param: an int param takes `int` or `choice` domains, a float
 param any, other kinds only `choice`. Methods that are not tuned take no `space`.
+
+Bounds (launcher.spec_types): an integer without a stated maximum is at most 10**9; horizons,
+context, workers, timeout_min, ranks, trials, epoch_budget, final_epochs, the scheduler's ints and
+every `epochs` param at most 10**6; seeds (`seeds`, search.seed, seed params) at most 2**31 - 1.
+A string is at most 6000 characters (MLflow's limit on a param value) and holds no NUL; a path at
+most 4096, with no name in it over 255 bytes. The YAML may nest at most 64 levels and expand
+(through aliases) to at most 10,000 values.
 
 An optional key (or section) set to null is the same as leaving it out. Method params of kind
 `path` resolve against the YAML file's folder (they need not exist); `float` params accept ints

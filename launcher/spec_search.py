@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from .config import (SCHEDULER_KEYS, SCHEDULER_TYPES, SEARCH_KEYS, SEARCH_PRESETS, SPACE_KEY,
                      SchedulerSpec, SearchSpec)
 from .errors import SpecError
-from .spec_types import SpecReader, join_hints
+from .spec_types import MAX_COUNT, MAX_SEED, SpecReader, join_hints
 from .yaml_nodes import Node, describe, did_you_mean
 
 # A plain scalar YAML 1.1 leaves as a string although it is a number (1e-5: no dot).
@@ -91,10 +91,10 @@ class SearchReader(SpecReader):
         if (n := self.present(entries, "optimizer")) is not None:
             kwargs["optimizer"] = self.optimizer(n)
         if (n := self.present(entries, "trials")) is not None:
-            kwargs["trials"] = self.integer(n, "search.trials", minimum=1,
+            kwargs["trials"] = self.integer(n, "search.trials", minimum=1, ceiling=MAX_COUNT,
                                             hint="Configurations tried per study.")
         if (n := self.present(entries, "epoch_budget")) is not None:
-            kwargs["epoch_budget"] = self.integer(n, "search.epoch_budget", minimum=1,
+            kwargs["epoch_budget"] = self.integer(n, "search.epoch_budget", minimum=1, ceiling=MAX_COUNT,
                                                   hint="The most epochs one study trains in total; "
                                                        "null for no cap.")
         if (n := self.present(entries, "random_control")) is not None:
@@ -104,10 +104,10 @@ class SearchReader(SpecReader):
                 n, "search.max_failure_rate", minimum=0.0, maximum=1.0,
                 hint="The fraction of ended trials that may fail before the sweep pauses.")
         if (n := self.present(entries, "seed")) is not None:
-            kwargs["seed"] = self.integer(n, "search.seed", minimum=0)
+            kwargs["seed"] = self.integer(n, "search.seed", minimum=0, ceiling=MAX_SEED)
         if (n := self.present(entries, "final_epochs")) is not None and n.value is not None:
             kwargs["final_epochs"] = self.integer(
-                n, "search.final_epochs", minimum=1,
+                n, "search.final_epochs", minimum=1, ceiling=MAX_COUNT,
                 hint="Epochs of the final retraining of each tuned study's best configuration, once per seed.")
         kwargs["scheduler"] = self.scheduler(entries, scheduler)
         return SearchSpec(**kwargs)
@@ -143,7 +143,7 @@ class SearchReader(SpecReader):
                 ("max_epochs", 1, "Epochs of a trial that is never stopped early.")):
             if (n := self.present(given, name)) is not None:
                 kwargs[name] = self.integer(n, f"search.scheduler.{name}", minimum=minimum,
-                                            hint=about)
+                                            hint=about, ceiling=MAX_COUNT)
                 nodes[name] = n
         spec = SchedulerSpec(**kwargs)
         if spec.type == "asha" and spec.grace >= spec.max_epochs:

@@ -11,7 +11,14 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from .yaml_nodes import Node, describe, did_you_mean, join_key
+from .yaml_nodes import Node, describe, did_you_mean, int_text, join_key
+
+# Bounds on what a sweep file may say, so that no value overflows SQLite, MLflow or numpy later.
+MAX_INT = 10**9          # any integer without a tighter bound of its own
+MAX_COUNT = 10**6        # horizons, context, trials, workers, timeout_min, epochs, budgets
+MAX_SEED = 2**31 - 1     # seeds (numpy, torch and Nevergrad accept them all)
+MAX_STRING = 6000        # characters of any string (MLflow's limit on a param value)
+MAX_PATH = 4096          # characters of a path (Linux PATH_MAX); 255 bytes per folder or file name
 
 REQUIRED_HINTS = {
     "name": "Add e.g. `name: my_sweep` (it names the MLflow experiment and the output folder).",
@@ -28,6 +35,8 @@ def join_hints(*parts: str | None) -> str | None:
 
 
 def num(v: float) -> str:
+    if isinstance(v, int):
+        return int_text(v)
     return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
@@ -72,15 +81,23 @@ class SpecReader:
         return entry[1]
 
     @staticmethod
-    def string(node: Node, key: str, what: str = "a string", hint: str | None = None) -> str:
+    def string(node: Node, key: str, what: str = "a string", hint: str | None = None,
+               max_length: int = MAX_STRING) -> str:
         v = node.value
-        if isinstance(v, str):
-            return v
-        if node.plain and v is not None and not isinstance(v, (bool, list, dict)) and node.text:
-            return node.text  # an unquoted number or date, taken by its source text
-        if isinstance(v, bool):
-            hint = join_hints(hint, "YAML reads yes/no/on/off/true/false as booleans; quote it.")
-        raise node.error(key, f"expected {what}, got {describe(node)}", hint)
+        if not isinstance(v, str):
+            if node.plain and v is not None and not isinstance(v, (bool, list, dict)) and node.text:
+                v = node.text  # an unquoted number or date, taken by its source text
+            else:
+                if isinstance(v, bool):
+                    hint = join_hints(hint, "YAML reads yes/no/on/off/true/false as booleans; quote it.")
+                raise node.error(key, f"expected {what}, got {describe(node)}", hint)
+        if "\x00" in v:
+            raise node.error(key, f"contains a NUL character (\\0) at position {v.index(chr(0)) + 1}",
+                             "Remove it.")
+        if len(v) > max_length:
+            raise node.error(key, f"is {len(v)} characters long; at most {max_length} are allowed",
+                             hint)
+        return v
 
     @staticmethod
     def _range_text(minimum: float | None, maximum: float | None) -> str:
@@ -91,15 +108,19 @@ class SpecReader:
         return f"<= {num(maximum)}"
 
     def integer(self, node: Node, key: str, minimum: float | None = None,
-                maximum: float | None = None, hint: str | None = None) -> int:
+                maximum: float | None = None, hint: str | None = None, ceiling: int = MAX_INT) -> int:
+        """An integer in [minimum, maximum]; with no maximum, at most `ceiling`: a bound on sane
+        values that only its own error mentions."""
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int):
-            if isinstance(v, float) and v.is_integer():
+            if isinstance(v, float) and v.is_integer() and abs(v) <= MAX_INT:
                 hint = join_hints(f"Write {int(v)} without the decimal point.", hint)
             what = "an integer" if minimum is None and maximum is None else \
                 f"an integer {self._range_text(minimum, maximum)}"
             raise node.error(key, f"expected {what}, got {describe(node)}", hint)
         self.check_range(node, key, v, minimum, maximum, hint)
+        if maximum is None:
+            self.check_range(node, key, v, None, ceiling, hint)
         return v
 
     def number(self, node: Node, key: str, minimum: float | None = None,
@@ -112,7 +133,10 @@ class SpecReader:
                 pass
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise node.error(key, f"expected a number, got {describe(node)}", hint)
-        v = float(v)
+        try:
+            v = float(v)
+        except OverflowError:     # an integer beyond any float
+            v = math.inf
         if not math.isfinite(v):
             raise node.error(key, f"expected a finite number, got {v}", hint)
         self.check_range(node, key, v, minimum, maximum, hint)
@@ -132,7 +156,7 @@ class SpecReader:
 
     def int_list(self, node: Node, key: str, minimum: float | None = None,
                  maximum: float | None = None, distinct: bool = False, example: str = "[1, 2]",
-                 hint: str | None = None) -> tuple[int, ...]:
+                 hint: str | None = None, ceiling: int = MAX_INT) -> tuple[int, ...]:
         if not isinstance(node.value, list):
             extra = None
             if isinstance(node.value, int) and not isinstance(node.value, bool):
@@ -145,7 +169,7 @@ class SpecReader:
         out: list[int] = []
         first_line: dict[int, tuple[int, int | None]] = {}
         for i, item in enumerate(node.value):
-            v = self.integer(item, f"{key}[{i}]", minimum, maximum, hint)
+            v = self.integer(item, f"{key}[{i}]", minimum, maximum, hint, ceiling)
             if distinct and v in first_line:
                 first, line = first_line[v]
                 where = f" (already item {first}" + (
@@ -157,9 +181,13 @@ class SpecReader:
         return tuple(out)
 
     def path(self, node: Node, key: str, base: Path) -> Path:
-        text = self.string(node, key, "a path")
+        text = self.string(node, key, "a path", max_length=MAX_PATH)
         if not text.strip():
             raise node.error(key, "expected a path, got an empty string")
+        long_part = next((part for part in text.split("/") if len(part.encode("utf-8", "replace")) > 255), None)
+        if long_part is not None:
+            raise node.error(key, f"the name {long_part[:40]!r}... is longer than 255 bytes, the limit of "
+                                  f"a file or folder name", "Shorten it.")
         p = Path(text).expanduser()
         if node.from_command_line:
             base = self.cwd

@@ -11,8 +11,10 @@ in `launcher.spec_types.SpecReader`; the `search` section and method spaces in
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from . import config
 from .config import (BACKENDS, CLASSIFICATION_ONLY_TASK_KEYS, DISTRIBUTED_KEYS, EXECUTOR_KEYS,
@@ -21,10 +23,12 @@ from .config import (BACKENDS, CLASSIFICATION_ONLY_TASK_KEYS, DISTRIBUTED_KEYS, 
                      TOP_KEYS, TRACKING_KEYS, URI_SCHEMES, ExecutorSpec, MethodSpec, ReportSpec,
                      SweepSpec, TaskSpec, TrackingSpec)
 from .spec_search import SearchReader, tuned_methods
+from .spec_types import MAX_COUNT, MAX_INT, MAX_PATH, MAX_SEED
 from .spec_types import join_hints as _hint
-from .yaml_nodes import Node, describe, did_you_mean
+from .yaml_nodes import Node, describe, did_you_mean, short
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME = 100   # characters of the sweep name (the MLflow experiment, the run and folder names)
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
@@ -59,8 +63,10 @@ class Validator(SearchReader):
 
         if (n := self.present(top, "out")) is not None:
             out = self.path(n, "out", self.cwd)
+            self.writable_folder(n, "out", out)
         else:
             out = (self.cwd / "runs" / name).resolve()
+            self.writable_folder(top["name"][1], "name", out)
 
         data_root = None
         if (n := self.present(top, "data_root")) is not None:
@@ -69,11 +75,13 @@ class Validator(SearchReader):
 
         seeds: tuple[int, ...] = (0,)
         if (n := self.present(top, "seeds")) is not None:
-            seeds = self.int_list(n, "seeds", minimum=0, distinct=True, example="[0, 1, 2]")
+            seeds = self.int_list(n, "seeds", minimum=0, ceiling=MAX_SEED, distinct=True,
+                                  example="[0, 1, 2]")
 
         tasks = self.tasks(top["tasks"][1])
         methods = self.methods(top["methods"][1])
         self.methods_fit_tasks(top["methods"][1], tasks, methods)
+        self.lags_fit_contexts(top["tasks"][1], top["methods"][1], tasks, methods)
         executor = self.executor(top)
         tracking = self.tracking(top)
         report = self.report(top, methods)
@@ -84,14 +92,28 @@ class Validator(SearchReader):
 
     def name(self, node: Node) -> str:
         name = self.string(node, "name", "a sweep name such as timeseries")
-        if not _NAME_RE.fullmatch(name) or set(name) == {"."}:
-            fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "my_sweep"
-            if set(fixed) == {"."}:
-                fixed = "my_sweep"
-            raise node.error("name", f"{name!r} is not a valid sweep name; use only letters, digits "
-                                     f"and _ . - (it names the MLflow experiment and the output "
-                                     f"folder)", f"Try `name: {fixed}`.")
+        if len(name) > MAX_NAME:
+            raise node.error("name", f"is {len(name)} characters long; at most {MAX_NAME} are allowed "
+                                     f"(it names the MLflow experiment and the output folder)",
+                             f"Try `name: {_sanitized_name(name)}`.")
+        if not _NAME_RE.fullmatch(name):
+            raise node.error("name", f"{short(name)} is not a valid sweep name; use only ASCII letters, "
+                                     f"digits and _ . -, starting with a letter or digit (it names the "
+                                     f"MLflow experiment and the output folder)",
+                             f"Try `name: {_sanitized_name(name)}`.")
         return name
+
+    def writable_folder(self, node: Node, key: str, out: Path) -> None:
+        """The output folder may exist (a rerun) but must be a folder, and so must what it is in."""
+        if out.exists() and not out.is_dir():
+            raise node.error(key, f"the output folder {out} is an existing file",
+                             "Pick another output folder (`out:` or --out), or move the file away.")
+        for parent in out.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise node.error(key, f"cannot make the output folder {out}: {parent} is a file",
+                                     "Pick another output folder (`out:` or --out).")
+                break
 
     def tasks(self, node: Node) -> tuple[TaskSpec, ...]:
         if not isinstance(node.value, list):
@@ -129,11 +151,11 @@ class Validator(SearchReader):
             info = datasets[dataset]
             horizons = tuple(int(h) for h in info.horizons)
             if (n := self.present(entries, "horizons")) is not None:
-                horizons = self.int_list(n, f"{key}.horizons", minimum=1, distinct=True,
-                                         example="[96, 192]")
+                horizons = self.int_list(n, f"{key}.horizons", minimum=1, ceiling=MAX_COUNT,
+                                         distinct=True, example="[96, 192]")
             context = int(info.context)
             if (n := self.present(entries, "context")) is not None:
-                context = self.integer(n, f"{key}.context", minimum=MIN_CONTEXT)
+                context = self.integer(n, f"{key}.context", minimum=MIN_CONTEXT, ceiling=MAX_COUNT)
             path = None
             if (n := self.present(entries, "path")) is not None:
                 path = self.existing(n, f"{key}.path", self.path(n, f"{key}.path", self.yaml_dir),
@@ -145,6 +167,59 @@ class Validator(SearchReader):
             seen[task] = i
             out.append(task)
         return tuple(out)
+
+    def lags_fit_contexts(self, tasks_node: Node, methods_node: Node, tasks: tuple[TaskSpec, ...],
+                          methods: tuple[MethodSpec, ...]) -> None:
+        """What a forecasting method looks back over must fit in each task's context:
+        seasonal_naive's period, and Auto-AR's lags p (given, or p = context - d - delta for every
+        differencing order d up to max_diff)."""
+        datasets = config.known_datasets()
+        for method in methods:
+            if method.name not in ("seasonal_naive", "autoar"):
+                continue
+            given = methods_node.value[method.name][1].value or {}
+            for i, task in enumerate(tasks):
+                if task.domain != "forecasting":
+                    continue
+                entry = tasks_node.value[i].value.get("context")
+                context_node = entry[1] if entry is not None and entry[1].value is not None else None
+                if method.name == "seasonal_naive":
+                    period = method.params.get("period")
+                    if period is None:
+                        period = getattr(datasets.get(task.dataset), "season", None)
+                        if period is None or period <= task.context:
+                            continue
+                        where = context_node or tasks_node.value[i]
+                        raise where.error(f"tasks[{i}].context", f"{task.context} is shorter than the "
+                                          f"season of {task.dataset} ({period} steps), which seasonal_naive "
+                                          f"repeats", f"Use a context >= {period}, or set "
+                                                      f"methods.seasonal_naive.period.")
+                    if period > task.context:
+                        raise given["period"][1].error(
+                            "methods.seasonal_naive.period", f"{period} is longer than the context "
+                            f"({task.context}) of tasks[{i}] ({task.dataset})",
+                            f"Use a period <= {task.context}, or a longer context.")
+                    continue
+                d = int(method.params.get("max_diff", 0))
+                longest = task.context - d   # the longest lag p of a series differenced d times
+                lags, key = method.params.get("lags"), "lags"
+                if lags is None:
+                    lags, key = [longest - delta for delta in method.params.get("deltas") or ()], "deltas"
+                bad = next((j for j, p in enumerate(lags) if not 1 <= p <= longest), None)
+                if bad is None:
+                    continue
+                what = (f"lag {lags[bad]}" if key == "lags" else
+                        f"delta {method.params['deltas'][bad]} (p = context - d - delta = {lags[bad]})")
+                message = (f"{what} does not fit the context ({task.context}) of tasks[{i}] "
+                           f"({task.dataset}) differenced up to max_diff = {d} times: each p must be in "
+                           f"[1, {task.context} - {d}] = [1, {longest}]")
+                fix = (f"Use lags <= {longest}, a longer context, or a smaller max_diff." if key == "lags"
+                       else f"Use deltas <= {longest - 1}, a longer context, or a smaller max_diff.")
+                if key in given and isinstance(given[key][1].value, list):
+                    raise given[key][1].value[bad].error(f"methods.autoar.{key}[{bad}]", message, fix)
+                where = context_node or tasks_node.value[i]
+                raise where.error(f"tasks[{i}].context", f"autoar's default {message}",
+                                  _hint(fix, "Or set methods.autoar.lags."))
 
     def methods_fit_tasks(self, node: Node, tasks: tuple[TaskSpec, ...], methods: tuple[MethodSpec, ...]) -> None:
         """Every method must apply to at least one listed task (autoar has nothing to do on genomics)."""
@@ -240,16 +315,17 @@ class Validator(SearchReader):
                 return None
             raise node.error(key, f"must not be null; expected {_KIND_TEXT.get(p.kind, p.kind)}",
                              about)
+        ceiling = getattr(p, "ceiling", None) or MAX_INT
         if p.kind == "int":
-            v = self.integer(node, key, p.minimum, p.maximum, about)
+            v = self.integer(node, key, p.minimum, p.maximum, about, ceiling)
         elif p.kind == "float":
             v = self.number(node, key, p.minimum, p.maximum, about)
         elif p.kind == "str":
-            v = self.string(node, key, hint=about)
+            v = self.string(node, key, hint=about, max_length=MAX_PATH)
         elif p.kind == "bool":
             v = self.boolean(node, key, about)
         elif p.kind == "int_list":
-            items = self.int_list(node, key, p.minimum, p.maximum, hint=about)
+            items = self.int_list(node, key, p.minimum, p.maximum, hint=about, ceiling=ceiling)
             if p.choices is not None:
                 for i, x in enumerate(items):
                     if x not in p.choices:
@@ -280,9 +356,9 @@ class Validator(SearchReader):
                               did_you_mean(backend, BACKENDS))
             kwargs["backend"] = backend
         if (n := self.present(entries, "workers")) is not None:
-            kwargs["workers"] = self.integer(n, "executor.workers", minimum=1)
+            kwargs["workers"] = self.integer(n, "executor.workers", minimum=1, ceiling=MAX_COUNT)
         if (n := self.present(entries, "timeout_min")) is not None:
-            kwargs["timeout_min"] = self.integer(n, "executor.timeout_min", minimum=1)
+            kwargs["timeout_min"] = self.integer(n, "executor.timeout_min", minimum=1, ceiling=MAX_COUNT)
         if (n := self.present(entries, "slurm")) is not None:
             kwargs["slurm"] = self.slurm_resources(n, "executor.slurm")
         return ExecutorSpec(**kwargs)
@@ -299,7 +375,7 @@ class Validator(SearchReader):
         if (n := self.present(entries, "zero_stage")) is not None:
             out["zero_stage"] = self.integer(n, f"{key}.zero_stage", minimum=0, maximum=3)
         if (n := self.present(entries, "ranks")) is not None:
-            out["ranks"] = self.integer(n, f"{key}.ranks", minimum=1)
+            out["ranks"] = self.integer(n, f"{key}.ranks", minimum=1, ceiling=MAX_COUNT)
         if out["zero_stage"] and out["strategy"] != "deepspeed":
             raise node.error(f"{key}.zero_stage", "ZeRO stages need strategy: deepspeed",
                              "Set `strategy: deepspeed`, or drop zero_stage.")
@@ -317,7 +393,7 @@ class Validator(SearchReader):
                     raise value.error(where, f"expected a list of strings, got {describe(value)}",
                                       f"Write e.g. `{name}: [\"--exclusive\"]`." if name == "sbatch_extra"
                                       else f"Write e.g. `{name}: [\"module load cuda\"]`.")
-                out[name] = [v.value for v in value.value]
+                out[name] = [self.string(v, f"{where}[{i}]") for i, v in enumerate(value.value)]
             else:
                 out[name] = self.string(value, where)
         if out:
@@ -350,17 +426,69 @@ class Validator(SearchReader):
                                    f"{', '.join(URI_SCHEMES)}", _hint(did_you_mean(scheme, URI_SCHEMES), hint))
             if scheme == "sqlite":
                 if not uri.startswith("sqlite:///"):
-                    raise n.error(key, f"malformed SQLite URI {uri!r}",
+                    raise n.error(key, f"malformed SQLite URI {short(uri)}",
                                   "Write sqlite:///relative/mlflow.db or sqlite:////absolute/mlflow.db.")
-                db = uri[len("sqlite:///"):]
+                db, query = (uri[len("sqlite:///"):].split("?", 1) + [""])[:2]
                 if not db or db.endswith("/"):
-                    raise n.error(key, f"SQLite URI {uri!r} names no database file", hint)
+                    raise n.error(key, f"SQLite URI {short(uri)} names no database file", hint)
                 if not db.startswith("/"):
-                    uri = f"sqlite:///{(self.cwd / db).resolve()}"
-            elif scheme in ("http", "https") and not uri.split("://", 1)[1].strip("/"):
-                raise n.error(key, f"URI {uri!r} names no host", hint)
+                    db = str((self.cwd / db).resolve())
+                    uri = f"sqlite:///{db}" + (f"?{query}" if query else "")
+                self.store_path(n, key, Path(db))
+            elif scheme in ("http", "https"):
+                self.http_uri(n, key, uri, hint)
+            elif scheme == "file":
+                self.file_uri(n, key, uri)
             return TrackingSpec(uri=uri)
-        return TrackingSpec(uri=str((self.cwd / Path(uri).expanduser()).resolve()))
+        folder = (self.cwd / Path(uri).expanduser()).resolve()
+        self.store_path(n, key, folder, folder=True)
+        return TrackingSpec(uri=str(folder))
+
+    @staticmethod
+    def http_uri(n: Node, key: str, uri: str, hint: str) -> None:
+        """http(s)://host[:port][/path]: a host, a port in 1..65535, no spaces, query or fragment."""
+        try:
+            parts = urlsplit(uri)
+            port = parts.port
+        except ValueError as e:        # e.g. a port that is not a number, an unclosed [IPv6
+            raise n.error(key, f"malformed URI {short(uri)}: {e}", hint) from None
+        if not parts.hostname:
+            raise n.error(key, f"URI {short(uri)} names no host", hint)
+        if port == 0:
+            raise n.error(key, f"URI {short(uri)}: port 0 is not a port", hint)
+        if any(c.isspace() or ord(c) < 32 for c in uri):
+            raise n.error(key, f"URI {short(uri)} contains a space or control character",
+                          "Remove it (percent-encode it as %20 if it belongs there).")
+        if parts.query or parts.fragment:
+            raise n.error(key, f"URI {short(uri)} has a query (?...) or fragment (#...)",
+                          "A tracking server URI is http(s)://host:port, optionally with a path.")
+        if re.search(r"[^A-Za-z0-9.:\[\]_-]", parts.hostname):
+            raise n.error(key, f"URI {short(uri)}: {parts.hostname!r} is not a host name", hint)
+
+    def file_uri(self, n: Node, key: str, uri: str) -> None:
+        """file:///absolute/folder (or file:/absolute/folder): MLflow's file store."""
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise n.error(key, f"malformed file URI {short(uri)}",
+                          "Write file:///absolute/path/to/folder, or the folder's path without file:.")
+        if parts.query or parts.fragment:
+            raise n.error(key, f"file URI {short(uri)} has a query (?...) or fragment (#...)",
+                          "Write file:///absolute/path/to/folder.")
+        self.store_path(n, key, Path(parts.path), folder=True)
+
+    @staticmethod
+    def store_path(n: Node, key: str, path: Path, folder: bool = False) -> None:
+        """A local tracking store (SQLite file or folder) must be creatable where it is named."""
+        if path.exists() and path.is_dir() != folder:
+            raise n.error(key, f"{path} is {'a file' if folder else 'a folder'}; expected "
+                               f"{'a folder' if folder else 'a database file'}",
+                          "Point tracking.uri elsewhere.")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise n.error(key, f"cannot make the tracking store {path}: {parent} is a file",
+                                  "Point tracking.uri elsewhere.")
+                break
 
     def report(self, top: dict, methods: tuple[MethodSpec, ...]) -> ReportSpec:
         entry = top.get("report")
@@ -378,6 +506,17 @@ class Validator(SearchReader):
                           did_you_mean(baseline, names) or
                           f"Add {baseline} under methods:, or pick one of the methods above.")
         return ReportSpec(baseline=baseline)
+
+
+def _sanitized_name(name: str) -> str:
+    """`name` as a valid sweep name: accents dropped (é -> e), other characters outside
+    [A-Za-z0-9_.-] replaced by _, starting with a letter or digit, at most MAX_NAME characters."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    if len(ascii_name) < len(name) // 2:     # mostly non-Latin: keep the characters' places
+        ascii_name = name
+    fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_name)
+    fixed = re.sub(r"^[^A-Za-z0-9]+", "", fixed)[:MAX_NAME].rstrip("_.-")
+    return fixed if re.search(r"[A-Za-z0-9]", fixed) else "my_sweep"
 
 
 _KIND_TEXT = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",

@@ -210,13 +210,13 @@ def test_overrides_apply(layout):
     path = write_spec(sweeps, FULL)
     spec = load_sweep(path, overrides={
         "out": "elsewhere", "executor.backend": "local", "executor.workers": "4",
-        "methods.autoar.max_diff": 2, "tasks.0.context": "96", "seeds": "[7]",
+        "methods.autoar.max_diff": 2, "tasks.0.context": "128", "seeds": "[7]",
         "data_root": str(sweeps / "data"),
     })
     assert spec.out == (work / "elsewhere").resolve()
     assert spec.executor == ExecutorSpec("local", 4, 5)
     assert spec.methods[1].params["max_diff"] == 2
-    assert spec.tasks[0].context == 96 and spec.seeds == (7,)
+    assert spec.tasks[0].context == 128 and spec.seeds == (7,)
 
 
 def test_overrides_fill_empty_sections(layout):
@@ -316,3 +316,66 @@ def test_typed_specs_are_frozen():
     for cls in (TaskSpec, MethodSpec, ExecutorSpec, TrackingSpec, ReportSpec, SchedulerSpec,
                 SearchSpec, SweepSpec):
         assert cls.__dataclass_params__.frozen
+
+
+@pytest.mark.skipif(not HAVE_REAL_DATASETS, reason="needs the seasons of tasks.timeseries")
+def test_context_shorter_than_the_default_season_of_seasonal_naive(write_sweep):
+    path = write_sweep("name: s\ntasks:\n  - dataset: ETTm1\n    context: 64\nmethods:\n  seasonal_naive: {}\n")
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    assert info.value.line == 4 and info.value.key == "tasks[0].context"
+    assert "64 is shorter than the season of ETTm1 (96 steps)" in str(info.value)
+    # the same context with a period that fits, and a longer context with the default, are fine
+    load_sweep(write_sweep("name: s\ntasks:\n  - {dataset: ETTm1, context: 64}\nmethods:\n  seasonal_naive: {period: 64}\n"))
+    load_sweep(write_sweep("name: s\ntasks:\n  - {dataset: ETTm1, context: 96}\nmethods:\n  seasonal_naive: {}\n"))
+
+
+def test_autoar_lags_must_fit_the_context(write_sweep):
+    spec = load_sweep(write_sweep("name: a\ntasks:\n  - {dataset: ETTh1, context: 64}\n"
+                                  "methods:\n  autoar: {max_diff: 2, lags: [1, 62], deltas: [0]}\n"))
+    assert spec.methods[0].params["lags"] == [1, 62]
+    load_sweep(write_sweep("name: a\ntasks:\n  - {dataset: ETTh1, context: 19}\nmethods:\n  autoar: {}\n"))
+    with pytest.raises(SpecError, match=r"sweep.yaml:5: methods.autoar.lags\[1\]: lag 63 does not fit"):
+        load_sweep(write_sweep("name: a\ntasks:\n  - {dataset: ETTh1, context: 64}\n"
+                               "methods:\n  autoar: {max_diff: 2, lags: [1, 63]}\n"))
+    with pytest.raises(SpecError, match=r"sweep.yaml:3: tasks\[0\].context: autoar's default delta 16"):
+        load_sweep(write_sweep("name: a\ntasks:\n  - {dataset: ETTh1, context: 18}\nmethods:\n  autoar: {}\n"))
+
+
+@pytest.mark.parametrize("name, suggestion", [
+    ("Ümlaut Étude", "Umlaut_Etude"), ("-dash first", "dash_first"), ("café au lait!", "cafe_au_lait"),
+    ("x" * 300, "x" * 100)])
+def test_invalid_names_get_a_valid_suggestion(write_sweep, name, suggestion):
+    with pytest.raises(SpecError) as info:
+        load_sweep(write_sweep(f"name: {json.dumps(name)}\ntasks: [{{dataset: ETTh1}}]\nmethods: {{naive: {{}}}}\n"))
+    assert str(info.value).endswith(f"Try `name: {suggestion}`."), str(info.value)
+    spec = load_sweep(write_sweep(f"name: {suggestion}\ntasks: [{{dataset: ETTh1}}]\nmethods: {{naive: {{}}}}\n"))
+    assert spec.name == suggestion
+
+
+def test_bounds_are_inclusive(write_sweep):
+    spec = load_sweep(write_sweep(
+        "name: b\nseeds: [2147483647]\ntasks:\n  - {dataset: ETTh1, horizons: [1000000], context: 1000000}\n"
+        "methods: {dlinear: {seed: 2147483647}}\nexecutor: {workers: 1000000, timeout_min: 1000000}\n"
+        "search: {trials: 1000000, seed: 2147483647}\n"))
+    assert spec.seeds == (2147483647,) and spec.search.trials == 10**6 and spec.executor.timeout_min == 10**6
+    with pytest.raises(SpecError, match=r"methods.dlinear.seed: must be <= 2147483647"):
+        load_sweep(write_sweep("name: b\ntasks: [{dataset: ETTh1}]\nmethods: {dlinear: {seed: 2147483648}}\n"))
+
+
+@pytest.mark.parametrize("uri, fragment", [
+    ("http://host:port", "malformed URI"), ("http://[::1", "Invalid IPv6 URL"), ("https://:5000", "names no host"),
+    ("http://host:70000", "Port out of range"), ("http://a b:5000", "space or control character"),
+    ("http://host:5000/?x=1", "has a query"), ("file://elsewhere/mlruns", "malformed file URI"),
+    ("file:relative", "malformed file URI"), ("http://host:0", "port 0")])
+def test_malformed_tracking_uris(write_sweep, uri, fragment):
+    def load(uri):
+        return load_sweep(write_sweep(f"name: u\ntasks: [{{dataset: ETTh1}}]\nmethods: {{naive: {{}}}}\n"
+                                      f"tracking: {{uri: '{uri}'}}\n"))
+
+    with pytest.raises(SpecError) as info:
+        load(uri)
+    assert info.value.line == 4 and info.value.key == "tracking.uri" and fragment in str(info.value)
+    for good in ("http://mlflow.example.org:5000", "https://mlflow.example.org/prefix", "http://[::1]:5000",
+                 "file:///tmp/mlruns"):
+        assert load(good).tracking.uri == good

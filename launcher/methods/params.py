@@ -19,6 +19,13 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False
+    # int kinds without a maximum: the largest sane value (only its own error mentions it);
+    # None: launcher.spec_types.MAX_INT
+    ceiling: int | None = None
+
+
+SEED_MAX = 2**31 - 1    # numpy, torch and Nevergrad take every seed up to here
+EPOCHS_MAX = 10**6
 
 
 # Conv backbones of genomics and satellite tasks (launcher/methods/backbone.py, dasha.py). A null default
@@ -33,15 +40,15 @@ CONV_BACKBONE_PARAMS: dict[str, Param] = {
     "weight_decay": Param("float", 5e-4, "weight decay", minimum=0.0),
     "momentum": Param("float", 0.9, "SGD momentum (Nesterov when > 0)", minimum=0.0, maximum=1.0),
     "dropout": Param("float", 0.0, "dropout inside the backbone", minimum=0.0, maximum=0.9),
-    "seed": Param("int", 0, "initialization, data order, dropout and augmentation seed of an HPO trial", minimum=0),
+    "seed": Param("int", 0, "initialization, data order, dropout and augmentation seed of an HPO trial", minimum=0, ceiling=SEED_MAX),
     "batch_size": Param("int", None, "batch per rank; default 128 (genomics), 16 (satellite; 8 forestnet, bigearthnet)",
                         minimum=1, nullable=True),
     "epochs": Param("int", 20, "length of the HPO trials' step LR schedule (ASHA max_t); a final retrain's "
-                    "schedule spans its own epochs", minimum=1),
+                    "schedule spans its own epochs", minimum=1, ceiling=EPOCHS_MAX),
     "max_batches_per_epoch": Param("int", None, "cap on training batches per epoch (CPU budgets; labelled)",
                                    minimum=1, nullable=True),
     "final_seed": Param("int", None, "set by the controller for final retrain trials: the replicate seed",
-                        minimum=0, nullable=True),
+                        minimum=0, ceiling=SEED_MAX, nullable=True),
     "init_from": Param("str", None, "set by the controller for final retrain trials: the best HPO trial's folder, "
                        "whose init_weights.pt the retrain starts from", nullable=True),
 }
@@ -50,7 +57,7 @@ DASH_SEARCH_PARAMS: dict[str, Param] = {
                           minimum=1, nullable=True),
     "dilations": Param("int_list", None, "DASH dilations D; default {1,3,5,7} ({1,3,7,15} so2sat, bigearthnet, eurosat)",
                        minimum=1, nullable=True),
-    "search_epochs": Param("int", None, "DASH search epochs; default 100 (UNet-2D 60)", minimum=1, nullable=True),
+    "search_epochs": Param("int", None, "DASH search epochs; default 100 (UNet-2D 60)", minimum=1, ceiling=EPOCHS_MAX, nullable=True),
     "search_fraction": Param("float", 0.2, "share of the training batches per search epoch (quick_search)",
                              minimum=0.0, maximum=1.0),
     "search_batches_per_epoch": Param("int", None, "cap on search batches per epoch (CPU budgets; labelled)",
@@ -62,7 +69,7 @@ DASH_SEARCH_PARAMS: dict[str, Param] = {
                             nullable=True),
     "grad_scale": Param("float", None, "architecture-gradient scale; default 100 (satellite per task)", minimum=0.0,
                         nullable=True),
-    "search_seed": Param("int", 0, "seed of the DASH search (shared by every trial of a study)", minimum=0),
+    "search_seed": Param("int", 0, "seed of the DASH search (shared by every trial of a study)", minimum=0, ceiling=SEED_MAX),
 }
 
 
@@ -91,15 +98,15 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "weight_decay": Param("float", 0.0, "Adam weight decay", minimum=0.0),
         "batch_size": Param("int", 32, "windows per batch (each with all its channels)", minimum=1),
         "moving_avg": Param("int", 25, "moving-average kernel of the trend (odd)", minimum=1),
-        "seed": Param("int", 0, "initialization and data-order seed", minimum=0),
+        "seed": Param("int", 0, "initialization and data-order seed", minimum=0, ceiling=SEED_MAX),
         "max_windows_per_epoch": Param("int", None, "subsample training windows per epoch (CPU budgets)", minimum=1, nullable=True),
     },
     "linear": {
         "lr": Param("float", 1e-3, "Adam learning rate", minimum=0.0),
         "weight_decay": Param("float", 0.0, "Adam weight decay", minimum=0.0),
         "batch_size": Param("int", 32, "windows per batch and rank (each with all its channels)", minimum=1),
-        "seed": Param("int", 0, "initialization and data-order seed", minimum=0),
-        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1),
+        "seed": Param("int", 0, "initialization and data-order seed", minimum=0, ceiling=SEED_MAX),
+        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1, ceiling=EPOCHS_MAX),
         "schedule": Param("str", "constant", "LR schedule over `epochs`", choices=("constant", "cosine", "warmup_cosine")),
         "normalize_last": Param("bool", False, "subtract the context's last value first (NLinear)"),
         "dropout": Param("float", 0.0, "dropout on the context", minimum=0.0, maximum=0.9),
@@ -108,7 +115,7 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
     "synthetic": {
         "x": Param("float", 0.5, "first coordinate of the configuration", minimum=0.0, maximum=1.0),
         "y": Param("float", 0.5, "second coordinate of the configuration", minimum=0.0, maximum=1.0),
-        "seed": Param("int", 0, "noise seed", minimum=0),
+        "seed": Param("int", 0, "noise seed", minimum=0, ceiling=SEED_MAX),
         "seconds_per_epoch": Param("float", 0.0, "sleep per epoch, to simulate training time", minimum=0.0),
         "fail_above": Param("float", None, "raise when x is above this (to exercise the failure policy)", nullable=True),
     },
@@ -139,17 +146,17 @@ METHOD_PARAMS: dict[str, dict[str, Param]] = {
         "lora_rank": Param("int", 8, "LoRA rank r (alpha = 2r) when train_layers is lora", minimum=1),
         "lr": Param("float", 1e-4, "AdamW learning rate (peak of the warm-up + cosine schedule)", minimum=0.0),
         "weight_decay": Param("float", 0.01, "AdamW weight decay", minimum=0.0),
-        "warmup_epochs": Param("int", 1, "linear LR warm-up in epochs, then cosine decay over `epochs`", minimum=0),
-        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1),
+        "warmup_epochs": Param("int", 1, "linear LR warm-up in epochs, then cosine decay over `epochs`", minimum=0, ceiling=EPOCHS_MAX),
+        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1, ceiling=EPOCHS_MAX),
         "batch_size": Param("int", 32, "examples (forecasting: windows, each with all its channels) per batch and rank",
                             minimum=1),
-        "seed": Param("int", 0, "head/LoRA initialization and data-order seed", minimum=0),
+        "seed": Param("int", 0, "head/LoRA initialization and data-order seed", minimum=0, ceiling=SEED_MAX),
         "max_batches_per_epoch": Param("int", None, "train on at most this many batches per epoch (CPU budgets)",
                                        minimum=1, nullable=True),
         "eval_stride": Param("int", 1, "score every k-th val/test example or window (1 = all; larger values are "
                              "labelled in the report)", minimum=1),
         "final_seed": Param("int", None, "set by the controller for final retrain trials: the replicate seed "
-                            "(replaces seed)", minimum=0, nullable=True),
+                            "(replaces seed)", minimum=0, ceiling=SEED_MAX, nullable=True),
         "init_from": Param("str", None, "set by the controller for final retrain trials: the best HPO trial's folder "
                            "(recorded only: the retrain starts again from the pretrained checkpoint)", nullable=True),
         "allow_download": Param("bool", False, "fetch a missing checkpoint from the Hugging Face Hub into `checkpoint`"),
