@@ -121,8 +121,8 @@ def test_task_too_big_for_the_file_is_refused(dataset, n_rows, horizons, context
         assert word in err, (word, err)
 
 
-def test_a_file_is_read_once_however_many_tasks_use_it(tmp_path, capsys, monkeypatch):
-    """Two tasks on one dirty file: one message, for the first task that uses it."""
+def test_two_tasks_on_one_dirty_file_give_one_message(tmp_path, capsys, monkeypatch):
+    """Two tasks on one dirty file: one message (the preflight reads each file once)."""
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "data.csv"
     data.write_text(replace_line(csv_text(), 5, f"{date_of(5)},abc,1.0"))
@@ -187,3 +187,17 @@ def test_cleaning_counts_reach_the_result_mlflow_and_the_report(tmp_path, capsys
     [run] = trial_runs(out)
     assert note in run.data.tags["launcher.notes"]
     assert note in (out / "report.md").read_text()
+
+
+def test_unreadable_genomics_file_is_refused_by_the_preflight(tmp_path, capsys, monkeypatch):
+    """Genomics split files are parsed (and their labels checked) before anything is written."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "prom_core_tata"
+    folder.mkdir()
+    (folder / "train.csv").write_text("sequence,label\n" + f"{'A' * 70},0\n{'C' * 70},x\n")
+    (folder / "test.csv").write_text("sequence,label\n" + f"{'A' * 70},0\n{'C' * 70},1\n")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"name: dirty\ntasks:\n  - {{dataset: prom_core_tata, path: {folder}}}\n"
+                     "methods:\n  synthetic: {}\nexecutor: {backend: inline, workers: 1}\n")
+    err = run_bad(tmp_path, capsys, sweep)
+    assert str(folder / "train.csv") in err and "label 'x' is not an integer" in err, err
