@@ -79,6 +79,9 @@ def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, retry_failed: bool 
         print("\n(dry run: nothing written, nothing submitted)")
         return 0
     check_data(spec)
+    from .tracking import check_tracking
+
+    check_tracking(spec.tracking_uri())
     with sweep_lock(Path(spec.out)):    # one controller per folder; released by the kernel on kill -9
         return _run_locked(spec, retry_failed)
 

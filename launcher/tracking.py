@@ -138,3 +138,66 @@ def relocate_artifacts(uri: str, artifact_root: Path) -> int:
     finally:
         connection.close()
     return changed
+
+
+# A tracking server that stops answering mid-sweep fails each MLflow call in bounded time (MLflow's
+# defaults, 120 s x 7 retries with backoff, hang the controller for many minutes per call).
+HTTP_ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "30", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
+
+
+def check_tracking(uri: str, timeout_s: float = 10) -> None:
+    """Before a sweep starts: an http(s) tracking server must answer within `timeout_s`.
+
+    GETs `<uri>/health` (a 404 there: the experiments search endpoint instead) and raises
+    `launcher.errors.SpecError` naming the server, what failed and what to do. Other URIs (SQLite,
+    folders) are local and not checked here. Also sets MLflow's HTTP timeout and retries (unless
+    the environment already does) so that a server that dies mid-sweep fails in bounded time.
+    """
+    import urllib.error
+    import urllib.request
+
+    from .errors import SpecError
+
+    if not uri.lower().startswith(("http://", "https://")):
+        return
+    for name, value in HTTP_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    base = uri.rstrip("/")
+    todo = "Start the server (mlflow server --host HOST --port PORT), fix tracking.uri, or remove " \
+           "tracking.uri to track in a local SQLite file."
+    for path in ("/health", "/api/2.0/mlflow/experiments/search?max_results=1"):
+        request = urllib.request.Request(base + path, headers=_auth_headers())
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:   # http(s) only, checked above
+                answer.read(1024)
+            return
+        except urllib.error.HTTPError as e:
+            if e.code == 404 and path == "/health":
+                continue            # not an MLflow server's /health: ask the REST API itself
+            if e.code in (401, 403):
+                raise SpecError(f"the MLflow tracking server {uri} refused the request (HTTP {e.code})",
+                                key="tracking.uri",
+                                hint="Set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and "
+                                     "MLFLOW_TRACKING_PASSWORD, to credentials it accepts.") from None
+            raise SpecError(f"the MLflow tracking server {uri} answered {base + path} with HTTP {e.code}",
+                            key="tracking.uri", hint=todo) from None
+        except (TimeoutError, OSError, ValueError) as e:   # URLError is an OSError
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+                what = f"no answer within {timeout_s:g} s"
+            else:
+                what = " ".join(str(getattr(reason, "strerror", None) or reason).split()) or type(e).__name__
+            raise SpecError(f"cannot reach the MLflow tracking server {uri}: {what}", key="tracking.uri",
+                            hint=todo) from None
+
+
+def _auth_headers() -> dict[str, str]:
+    """The credentials MLflow itself would send (MLFLOW_TRACKING_TOKEN, or username and password)."""
+    import base64
+
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    return {}
