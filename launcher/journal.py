@@ -86,7 +86,7 @@ class Journal:
                         raise JournalError(
                             "damaged journal line (not a JSON event); the sweep cannot be replayed past it",
                             file=str(self.path), line=number,
-                            hint="restore the file from a backup, or delete that line to drop the event (the work "
+                            hint="Restore the file from a backup, or delete that line to drop the event (the work "
                                  "it recorded is then done again)")
                     continue
                 yield event
