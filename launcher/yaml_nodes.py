@@ -9,6 +9,7 @@ Nothing here knows the sweep schema; `launcher.spec_validation` checks the tree 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -38,7 +39,19 @@ class Node:
         return self.file == COMMAND_LINE
 
     def error(self, key: str | None, message: str, hint: str | None = None) -> SpecError:
-        return SpecError(message, file=self.file, line=self.line, key=key or None, hint=hint)
+        return SpecError(_cut_quoted(message), file=self.file, line=self.line, key=_cut_quoted(key) or None,
+                         hint=_cut_quoted(hint))
+
+
+_LONG_QUOTED = re.compile(r"'([^'\n]{80,})'")
+
+
+def _cut_quoted(text: str | None) -> str | None:
+    """A message that quotes a very long value (a 9,000-character dataset name) cut to one short line."""
+    if not text or len(text) < 200:
+        return text
+    text = _LONG_QUOTED.sub(lambda m: f"'{m.group(1)[:60]}...' ({len(m.group(1))} characters)", text)
+    return " ".join(text.split()) if "\n" in text else text
 
 
 _YAML_HINTS = (
@@ -338,7 +351,7 @@ def int_text(v: int) -> str:
 def did_you_mean(word: str, options: Iterable[str]) -> str | None:
     """'Did you mean 'x'?' for the closest option(s) to `word`, or None."""
     options = list(dict.fromkeys(options))
-    if not isinstance(word, str) or not options:
+    if not isinstance(word, str) or not options or len(word) > 100:
         return None
     lowered = {o.lower(): o for o in options}
     if word.lower() in lowered and lowered[word.lower()] != word:
