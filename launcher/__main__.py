@@ -134,20 +134,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from .ui import start_ui, stop_ui
+    from .ui import serve_until_signal, start_ui, stop_signals_interrupt
 
     try:
-        server, url = start_ui(Path(args.dir), host=args.host, port=args.port)
+        # SIGTERM / SIGHUP act as Ctrl-C: the server (its own process group) never outlives this process.
+        with stop_signals_interrupt():
+            server, url = start_ui(Path(args.dir), host=args.host, port=args.port)
+            serve_until_signal(server, announce=f"MLflow UI for {args.dir}: {url}\n(Ctrl-C to stop)")
     except RuntimeError as err:      # the server would not start: say why, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"MLflow UI for {args.dir}: {url}\n(Ctrl-C to stop)", flush=True)
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop_ui(server)
+    except KeyboardInterrupt:        # stopped while it was starting (start_ui stopped the server)
+        return 130
     return 0
 
 

@@ -4,9 +4,16 @@ In CI chromium is installed by .ci/run and this test must run; on a machine with
 skipped with the reason."""
 import json
 import os
+import queue
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
+import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -15,8 +22,9 @@ from launcher.__main__ import main
 from launcher.ui import start_ui, stop_ui
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")]
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow]
+needs_chromium = pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed")
 
 SWEEP = """
 name: uisweep
@@ -39,6 +47,7 @@ def browse(url: str, *extra: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@needs_chromium
 def test_ui_shows_the_sweep_experiment_with_its_trial_runs(write_sweep, tmp_path):
     out = tmp_path / "out"
     assert main(["sweep", str(write_sweep(SWEEP.format(out=out)))]) == 0
@@ -77,3 +86,77 @@ def test_ui_shows_the_sweep_experiment_with_its_trial_runs(write_sweep, tmp_path
 def test_ui_on_a_folder_that_is_not_a_sweep_exits_2(tmp_path, capsys):
     assert main(["ui", str(tmp_path)]) == 2
     assert "not a sweep folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- stopping `launcher ui` by signal
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the server's process")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_signal_to_ui_stops_the_mlflow_server_and_its_workers(write_sweep, tmp_path, stop):
+    out = tmp_path / "out"
+    assert main(["sweep", str(write_sweep(SWEEP.format(out=out)))]) == 0
+    port = _free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "launcher", "ui", str(out), "--port", str(port)], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in ui.stdout], daemon=True).start()
+    servers: list[int] = []
+    try:
+        seen, line = [], ""
+        while "MLflow UI for" not in line:          # printed once the server answers
+            try:
+                line = lines.get(timeout=120)
+            except queue.Empty:
+                pytest.fail(f"ui printed no URL within 120 s: {''.join(seen)}")
+            seen.append(line)
+        servers = _children(ui.pid)                 # the server leads its own process group
+        assert servers and _port_open(port)
+        ui.send_signal(stop)
+        ui.wait(timeout=30)
+        deadline = time.time() + 10
+        while any(_group_alive(pid) for pid in servers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_group_alive(pid) for pid in servers), f"the mlflow server outlived ui ({stop.name})"
+        for pid in servers:
+            with pytest.raises(ProcessLookupError):
+                os.killpg(pid, 0)
+        assert not _port_open(port)
+    finally:
+        for pid in servers + [ui.pid]:              # never leave a server behind, even when the test fails
+            if _group_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+        ui.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
