@@ -1,4 +1,4 @@
-"""Genomics tasks: real offline data (../shared/data/genomics), every supported layout on generated
+"""Genomics tasks: real offline data (`tests.conftest.SHARED_DATA`/genomics, skipped when absent), every supported layout on generated
 fixtures, and one clear DatasetError per kind of bad input."""
 import gzip
 from pathlib import Path
@@ -11,13 +11,15 @@ import tasks.genomics as genomics
 from tasks.classification import DatasetError, DatasetMissingError
 from tasks.genomics import GENOMICS_TASKS, NT_TASKS, load_genomics_task
 
-SHARED_GENOMICS = Path(__file__).resolve().parents[2] / "shared" / "data" / "genomics"
+from tests.conftest import SHARED_DATA
+
+SHARED_GENOMICS = SHARED_DATA / "genomics"
 needs_shared = pytest.mark.skipif(not SHARED_GENOMICS.is_dir(), reason=f"{SHARED_GENOMICS} not present")
 
 
 @pytest.fixture(autouse=True)
 def isolated_search(monkeypatch, tmp_path_factory):
-    """No user environment or home cache leaks into the search; ../shared stays a default root."""
+    """No user environment or home cache leaks into the search (the default data roots stay)."""
     for variable in genomics.ENV_DATA_ROOTS:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setattr(genomics, "USER_DATA_DIR", tmp_path_factory.mktemp("empty_home_cache"))

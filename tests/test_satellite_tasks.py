@@ -1,4 +1,4 @@
-"""Satellite tasks: the real coffee scenes (../shared/data/satellite), GEO-Bench HDF5 and image-folder
+"""Satellite tasks: the real coffee scenes (`tests.conftest.SHARED_DATA`/satellite, skipped when absent), GEO-Bench HDF5 and image-folder
 layouts on generated fixtures, normalization, augmentation, and one clear DatasetError per bad input."""
 import json
 import pickle
@@ -20,7 +20,9 @@ from tasks.satellite import (
 )
 from tasks.satellite_formats import read_images
 
-SHARED_SATELLITE = Path(__file__).resolve().parents[2] / "shared" / "data" / "satellite"
+from tests.conftest import SHARED_DATA
+
+SHARED_SATELLITE = SHARED_DATA / "satellite"
 needs_shared = pytest.mark.skipif(not SHARED_SATELLITE.is_dir(), reason=f"{SHARED_SATELLITE} not present")
 
 
