@@ -20,20 +20,20 @@ import os
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .config import SweepSpec, spec_to_dict
-from .executors import Handle, Outcome, make_executor
+from .executors import Outcome, make_executor
 from .journal import Journal
 from .lock import sweep_lock
 from .methods.params import METHOD_KIND, METHOD_PARAMS
 from .plan import plan_studies
 from .preflight import git_revision, prepare_out
 from .progress import Progress
+from .recovery import Live, Recovery, same_configuration
 from .study import Study, TrialState
-from .sweep_runs import SweepRuns, outbox_lines
+from .sweep_runs import SweepRuns, result_time
 from .tracking import Tracker, default_uri, relocate_artifacts
 from .trial import TrialSpec
 from .trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
@@ -42,15 +42,7 @@ MIN_FAILURES_TO_PAUSE = 3
 MAX_INFRA_RETRIES = 3
 
 
-@dataclass
-class Live:
-    handle: Handle | None
-    trial: TrialState
-    until_epoch: int | None
-    ready: Outcome | None = None    # a segment found already completed on disk (after a crash)
-
-
-class Controller:
+class Controller(Recovery):
     def __init__(self, spec: SweepSpec, *, echo: Callable[[str], None] = print, retry_failed: bool = False):
         self.spec = spec
         self.retry_failed = retry_failed
@@ -71,7 +63,7 @@ class Controller:
         self.lock = sweep_lock(self.out)
 
     # ------------------------------------------------------------------ tracking
-    def _open_tracking(self) -> None:
+    def _connect(self) -> None:
         uri = self.spec.tracking.uri or default_uri(self.out)
         if not self.spec.tracking.uri:      # a moved or copied folder: artifacts go to this folder, not the old one
             relocate_artifacts(uri, self.out / "mlartifacts")
@@ -79,6 +71,9 @@ class Controller:
         self.common_tags = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
                             "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
         self.runs = SweepRuns(self.tracker, self.run_ids)
+
+    def _open_tracking(self) -> None:
+        self._connect()
         lost = self.runs.missing()
         if lost:
             self.echo(f"the MLflow store lacks {len(lost)} of the {len(self.run_ids)} runs this sweep journalled: "
@@ -99,55 +94,6 @@ class Controller:
                           "space": plan.space.to_dict() if plan.space else None,
                           "asha": vars(plan.asha) if plan.asha else None}
                 self._create(plan.name, plan.name, "study", self.run_ids["sweep"], tags, params)
-
-    # ------------------------------------------------------------------ rebuild (the journal is the truth)
-    def _rebuild(self, lost: list[str]) -> int:
-        """Recreate the runs the store lost, from the journal's history and the trial folders; the
-        runs it still has are re-parented when their parent was recreated. Returns runs created."""
-        for key in lost:
-            del self.run_ids[key]
-        created = len(self.run_ids)
-        self._sweep_and_study_runs()
-        trials = {t.trial_id: (s, t) for s in self.studies.values() for t in s.trials.values()}
-        for key in [k for k in lost if k.startswith("trial:")]:
-            found = trials.get(key[len("trial:"):])
-            if found is not None:
-                self._relog_trial(*found)
-        for key, run_id in self.run_ids.items():      # kept runs point at their (maybe new) parents
-            if key.startswith("trial:") and key[len("trial:"):] in trials:
-                parent = self.run_ids[trials[key[len("trial:"):]][0].plan.name]
-            elif key in self.studies:
-                parent = self.run_ids["sweep"]
-            else:
-                continue
-            if key not in lost:
-                self.tracker.set_tags(run_id, {"mlflow.parentRunId": parent})
-        return len(self.run_ids) - created
-
-    def _relog_trial(self, study: Study, trial: TrialState) -> None:
-        """A lost trial run, again: its params and tags, outbox curves, each ended segment, its end."""
-        submitted = self.jobs.get(trial.trial_id, {}).get("job_id", "rebuilt")
-        run_id = self._trial_run(study, trial, submitted)
-        trial_dir = self._trial_dir(trial)
-        copied = 0
-        for event in self.history.get(trial.trial_id, []):
-            if event["event"] == "segment_done":
-                lines = outbox_lines(trial_dir, event["lines"])
-                self.tracker.log_outbox_lines(run_id, lines[copied:])
-                spec = self._trial_spec(study, trial, event["until_epoch"])
-                result_file = trial_dir / spec.result_name
-                result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
-                self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
-                                      result=result, result_file=result_file, new_lines=lines[copied:],
-                                      decision=event["decision"], asha=study.plan.asha is not None,
-                                      fallback_time=event["time"])
-                copied = max(copied, event["lines"])
-            elif event["event"] == "trial_failed" and not event["retry"]:
-                error_file = trial_dir / "error.txt"
-                self.runs.log_failure(run_id, error_file.read_text() if error_file.exists() else event["error"])
-            elif event["event"] == "retry_failed":
-                self.tracker.client.update_run(run_id, status="RUNNING")
-        self.tracker.log_outbox_lines(run_id, outbox_lines(trial_dir, trial.ingested_lines)[copied:])
 
     def _create(self, key: str, name: str, kind: str, parent: str | None, tags: dict, params: dict | None) -> str:
         run_id = self.tracker.create_run(name, kind, parent=parent, tags=tags, params=params)
@@ -171,95 +117,6 @@ class Controller:
         return self._create(key, trial.trial_id, "trial", self.run_ids[plan.name], tags,
                             {"method": trial.params, "seed": trial.seed, "context": plan.context,
                              "horizon": plan.horizon, "dataset": plan.dataset})
-
-    # ------------------------------------------------------------------ replay
-    def _replay(self) -> int:
-        """Rebuild studies, optimizers, rungs and queues from the journal. Returns events replayed."""
-        in_flight: dict[str, int | None] = {}
-        owner: dict[str, Study] = {}
-        ingest_round: list[str] = []    # trials of the last ingest round not yet ingested
-        events = 0
-        for event in self.journal.replay():
-            events += 1
-            kind = event["event"]
-            if kind == "run_created":
-                self.run_ids[event["name"]] = event["run_id"]
-            elif kind == "asked":
-                study = self.studies[event["study"]]
-                owner[event["trial_id"]] = study
-                trial = study.replay_ask(event["trial_id"], event["params"])
-                in_flight[trial.trial_id] = study.first_target()   # asked: its first segment is due
-            elif kind == "final_asked":
-                study = self.studies[event["study"]]
-                owner[event["trial_id"]] = study
-                trial = study.add_final(event["trial_id"], event["params"], event["seed"])
-                in_flight[trial.trial_id] = study.plan.final_epochs
-            elif kind == "submitted":
-                trial = owner[event["trial_id"]].trials[event["trial_id"]]
-                self._unqueue(trial)
-                owner[event["trial_id"]].schedule(trial, event["until_epoch"])
-                in_flight[event["trial_id"]] = event["until_epoch"]
-                self.jobs[event["trial_id"]] = event
-            elif kind == "retry_failed":
-                for trial_id, until_epoch in event["segments"]:
-                    trial = owner[trial_id].trials[trial_id]
-                    self._retry(trial)
-                    in_flight[trial_id] = until_epoch
-                    self.history.setdefault(trial_id, []).append(event)
-            elif kind == "ingesting":
-                ingest_round = list(event["trial_ids"])
-            elif kind in ("segment_done", "trial_failed"):
-                # the segment ended: it is no longer running, nor waiting in an ingest round
-                if event["trial_id"] in ingest_round:
-                    ingest_round.remove(event["trial_id"])
-                study = owner[event["trial_id"]]
-                trial = study.trials[event["trial_id"]]
-                in_flight.pop(trial.trial_id, None)
-                self.jobs.pop(trial.trial_id, None)
-                self.history.setdefault(trial.trial_id, []).append(event)
-            if kind == "segment_done":
-                trial.ingested_lines = event["lines"]
-                trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
-                decision, next_epoch, loss = study.segment_done(trial, event["until_epoch"], event["metrics"],
-                                                                study.plan.objective)
-                self._after_decision(study, trial, decision, next_epoch, loss)
-            elif kind == "trial_failed":
-                if event["retry"]:
-                    trial.infra_retries += 1
-                    self.queue.appendleft((trial, event["until_epoch"]))
-                else:
-                    trial.status = "failed"
-                    trial.failed_at = event["until_epoch"]
-                    study.tell(trial, event["loss"])
-                    self.counts["failed"] += 1
-        # Segments that were running (or asked and not yet started) when the controller stopped
-        # go first, in their original order; one whose result file is already on disk is
-        # ingested instead of run again (see _submit).
-        for trial_id, until_epoch in reversed(list(in_flight.items())):
-            self.queue.appendleft((owner[trial_id].trials[trial_id], until_epoch))
-        # Killed halfway through ingesting a batch of ended segments: finish that batch before
-        # starting anything new, so asks and tells keep the order of an uninterrupted run.
-        self.restore_only = len(in_flight) if ingest_round else None
-        return events
-
-    def _retry(self, trial: TrialState) -> None:
-        """A failed trial runs its failed segment again (`resume --retry-failed`, after a fix)."""
-        trial.status = "running"
-        self.counts["failed"] -= 1
-
-    def _retry_failed(self) -> None:
-        failed = [t for s in self.studies.values() for t in s.trials.values() if t.status == "failed"]
-        if not failed:
-            return
-        segments = [(t.trial_id, t.failed_at) for t in failed]
-        self.journal.append("retry_failed", segments=segments)
-        for trial in failed:
-            self._retry(trial)
-            self.history.setdefault(trial.trial_id, []).append({"event": "retry_failed"})
-            self.queue.append((trial, trial.failed_at))
-            if f"trial:{trial.trial_id}" in self.run_ids:     # the same run goes on
-                self.tracker.client.update_run(self.run_ids[f"trial:{trial.trial_id}"], status="RUNNING")
-        self.echo(f"retrying {len(failed)} failed trial(s)")
 
     def _unqueue(self, trial: TrialState) -> None:
         for item in list(self.queue):
@@ -306,21 +163,31 @@ class Controller:
 
     def _start_final_stage(self, study: Study) -> None:
         """Retrain the study's best configuration once per sweep seed (`search.final_epochs` epochs each)."""
+        for trial in self._ask_finals(study):
+            self.queue.append((trial, study.plan.final_epochs))
+
+    def _ask_finals(self, study: Study) -> list[TrialState]:
+        """The final retrains not asked yet (all of them, or those a killed controller did not get to)."""
         best = study.best_trial()
         declared = set(METHOD_PARAMS.get(study.plan.method, {}))
+        asked = {t.trial_id for t in study.final_trials()}
+        trials = []
         for seed in self.spec.seeds:
             trial_id = f"{study.plan.slug}__final-s{seed}"
+            if trial_id in asked:
+                continue
             # relative to the sweep folder, so a moved or copied folder still finds the weights
             params = study.final_params(seed, str(Path("trials") / best.trial_id), declared)
             self.journal.append("final_asked", study=study.plan.name, trial_id=trial_id, params=params, seed=seed,
                                 best=best.trial_id)
-            self.queue.append((study.add_final(trial_id, params, seed), study.plan.final_epochs))
+            trials.append(study.add_final(trial_id, params, seed))
+        return trials
 
     def _prepare(self, study: Study, trial: TrialState, until_epoch: int | None) -> TrialSpec | None:
         """Bookkeeping before a segment is submitted; None when its result is already on disk."""
         spec = self._trial_spec(study, trial, until_epoch)
         result_file = Path(spec.trial_dir) / spec.result_name
-        if result_file.exists() and not _same_configuration(result_file, spec):
+        if result_file.exists() and not same_configuration(result_file, spec):
             self._set_aside(Path(spec.trial_dir))
         if result_file.exists():
             # A segment that completed while no controller was watching: ingest it at the next
@@ -337,13 +204,6 @@ class Controller:
         study.schedule(trial, until_epoch)
         return spec
 
-    def _set_aside(self, trial_dir: Path) -> None:
-        """A trial folder whose result belongs to another configuration (left by an older run under the
-        same trial id): moved aside, never ingested into this trial's run."""
-        target = trial_dir.with_name(f"{trial_dir.name}.stale-{int(time.time())}")
-        trial_dir.rename(target)
-        self.echo(f"warning: {trial_dir} held results of another configuration; moved to {target.name}")
-
     def _submit_batch(self, executor, batch: list[tuple[Study, TrialState, int | None, TrialSpec]]) -> None:
         """Submit prepared segments together: the SLURM backend turns them into job arrays."""
         if not batch:
@@ -353,7 +213,9 @@ class Controller:
         handles = many(specs) if many is not None else [executor.submit(spec) for spec in specs]
         for (study, trial, until_epoch, _), handle in zip(batch, handles):
             self._trial_run(study, trial, handle.job_id)
-            self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id)
+            paths = getattr(handle.job, "paths", None)      # where the job's own files are (to adopt it later)
+            self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id,
+                                job_folder=str(paths.folder) if paths is not None else None)
             self.live.append(Live(handle, trial, until_epoch))
 
     def _copy_outbox(self, trial: TrialState) -> tuple[int, list[dict]]:
@@ -432,7 +294,10 @@ class Controller:
                     self.tracker.set_tags(self.run_ids[f"trial:{best.trial_id}"], {"launcher.selected": "true"})
                 self.tracker.set_tags(run_id, {"launcher.selected_trial": best.trial_id})
                 picked = {k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))}
-                self.tracker.log_metrics(run_id, picked)
+                # stamped with the time of the best trial's result: finishing again (a resume of a finished
+                # or half-finished sweep) writes the very same points, never a second one
+                result = self._trial_dir(best) / self._trial_spec(study, best, best.epochs_done or None).result_name
+                self.tracker.log_metrics(run_id, picked, timestamp_s=result_time(result, 0.0))
                 self.tracker.log_params(run_id, {"selected": best.params})
             complete = all(t.status in ("complete", "stopped") for t in study.trials.values())
             self.tracker.finish(run_id, "FINISHED" if complete and study.trials else "FAILED")
@@ -448,43 +313,6 @@ class Controller:
                       "its event is redone")
         self.studies = {plan.name: Study(plan, self.spec.executor.workers) for plan in self.plans}
         return self._replay()
-
-    def repair(self) -> dict:
-        """`launcher repair DIR`: rebuild the MLflow runs from the journal; run nothing."""
-        with self.lock:
-            self._start()
-            finished = any(e["event"] == "sweep_finished" for e in self.journal.replay())
-            uri = self.spec.tracking.uri or default_uri(self.out)
-            if not self.spec.tracking.uri:
-                relocate_artifacts(uri, self.out / "mlartifacts")
-            self.tracker = Tracker(uri, self.spec.name, artifact_root=self.out / "mlartifacts")
-            self.common_tags = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
-                                "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
-            self.runs = SweepRuns(self.tracker, self.run_ids)
-            lost = self.runs.missing()
-            created = self._rebuild(lost) if lost else 0
-            self.runs.close_orphans()
-            if finished:
-                self._finish_studies()
-        return {"runs_created": created, "runs_kept": len(self.run_ids) - created, "finished": finished}
-
-    def _adopt_orphans(self, executor) -> None:
-        """Segments a killed controller left running (local processes, SLURM jobs) are watched to
-        their end, not started a second time."""
-        adopt = getattr(executor, "adopt", None)
-        if adopt is None:
-            return
-        for trial, until_epoch in list(self.queue):
-            event = self.jobs.get(trial.trial_id)
-            if event is None or event.get("until_epoch") != until_epoch:
-                continue
-            handle = adopt(str(event["job_id"]), self._trial_spec(self.studies[trial.study], trial, until_epoch))
-            if handle is not None:
-                self._unqueue(trial)
-                self.live.append(Live(handle, trial, until_epoch))
-                if self.restore_only:
-                    self.restore_only -= 1
-                self.echo(f"adopted job {handle.job_id} of {trial.trial_id}, still running from before")
 
     def run(self) -> dict:
         with self.lock:
@@ -547,13 +375,3 @@ class Controller:
         trials = sum(len(s.trials) for s in self.studies.values())
         return {"trials": trials, "done": self.counts["done"], "failed": self.counts["failed"]}
 
-
-def _same_configuration(result_file: Path, spec: TrialSpec) -> bool:
-    """Was this result produced by the configuration the journal says this trial has? (Paths that
-    follow the folder, like `init_from`, are left out: a moved folder changes them, not the meaning.)"""
-    try:
-        recorded = json.loads(result_file.read_text()).get("spec", {}).get("params", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    strip = (lambda params: json.dumps({k: v for k, v in params.items() if k != "init_from"}, sort_keys=True))
-    return isinstance(recorded, dict) and strip(recorded) == strip(spec.params)

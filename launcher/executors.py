@@ -171,7 +171,7 @@ class LocalExecutor:
         self._dirs[spec.trial_id] = Path(spec.trial_dir)
         return Handle(spec.trial_id, job, str(job.job_id))
 
-    def adopt(self, job_id: str, spec: TrialSpec) -> Handle | None:
+    def adopt(self, job_id: str, spec: TrialSpec, job_folder: str | None = None) -> Handle | None:
         """The job a killed controller started for this segment, when it still runs: watched until it
         ends, so the segment never runs twice at once. None when it is gone (run the segment again)."""
         try:

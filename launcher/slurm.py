@@ -109,6 +109,22 @@ class SlurmExecutor:
         self._live.extend(handles)
         return handles
 
+    def adopt(self, job_id: str, spec: TrialSpec, job_folder: str | None = None) -> Handle | None:
+        """The SLURM job a killed controller submitted for this segment, while the cluster still has it
+        queued or running: watched to its end (same squeue/sacct polling), never submitted twice.
+        None when it already ended (its result, if any, is then found on disk) or cannot be identified."""
+        if not job_folder or not job_id.split("_")[0].isdigit():
+            return None
+        import submitit
+
+        handle = Handle(spec.trial_id, submitit.SlurmJob(folder=job_folder, job_id=job_id), job_id)
+        states = self._squeue([handle])
+        if states is not None and (job_id not in states or states[job_id][0] not in _LIVE_STATES):
+            return None
+        self._tracked[job_id] = _Tracked(Path(spec.trial_dir), time.time())
+        self._live.append(handle)
+        return handle
+
     def _executor_for(self, resources: SlurmResources):
         if resources not in self._executors:
             import submitit

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .tracking import Tracker
+from .tracking import KIND_TAG, Tracker
 
 
 def _is_finite(value: Any) -> bool:
@@ -53,12 +53,15 @@ class SweepRuns:
         return [key for key, run_id in self.run_ids.items() if run_id not in existing]
 
     def close_orphans(self) -> None:
-        """A controller killed between creating a run and journalling it leaves a RUNNING run that
-        nobody will finish: close it as KILLED so the UI and the report never show it as live."""
+        """A controller killed between creating a run and journalling it leaves a run the journal does
+        not know, which the resumed controller makes again: close it as KILLED and move it to MLflow's
+        trash (restorable there), so the UI and the report see each trial once, as in a run never killed."""
         known = set(self.run_ids.values())
         for run in self.tracker.runs():
-            if run.info.status == "RUNNING" and run.info.run_id not in known:
-                self.tracker.finish(run.info.run_id, "KILLED")
+            if run.info.run_id not in known and run.data.tags.get(KIND_TAG) in ("sweep", "study", "trial"):
+                if run.info.status == "RUNNING":
+                    self.tracker.finish(run.info.run_id, "KILLED")
+                self.tracker.client.delete_run(run.info.run_id)
 
     def log_segment(self, run_id: str, *, step: int, metrics: dict, result: dict, result_file: Path,
                     new_lines: list[dict], decision: str, asha: bool, fallback_time: float) -> None:

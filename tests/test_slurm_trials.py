@@ -169,3 +169,47 @@ def test_preempted_trial_resumes_bit_identically(tmp_path, how):
     reference = uninterrupted_weights(tmp_path, asked["params"], epochs)
     resumed = final_weights(trial_dir / "checkpoints")
     assert reference.keys() == resumed.keys() and all(torch.equal(reference[k], resumed[k]) for k in reference)
+
+
+ORPHAN_SWEEP = """
+name: orphan
+out: {out}
+tasks:
+  - dataset: ETTh1
+    horizons: [96]
+methods:
+  synthetic: {{seconds_per_epoch: 12.0, space: {{}}}}
+search:
+  scheduler: {{type: none, max_epochs: 3}}
+executor:
+  backend: slurm
+  workers: 1
+  timeout_min: 10
+  slurm: {{cpus_per_task: 1, mem: 2G}}
+"""
+
+
+def test_a_job_left_by_a_killed_controller_is_adopted_not_submitted_again(tmp_path):
+    out = tmp_path / "orphan"
+    path = tmp_path / "orphan.yaml"
+    path.write_text(ORPHAN_SWEEP.format(out=out))
+    controller = subprocess.Popen([sys.executable, "-m", "launcher", "sweep", str(path)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not any(e["event"] == "submitted" for e in journal(out)) and time.time() < deadline:
+        time.sleep(0.1)
+    controller.kill()                                   # kill -9: the SLURM job goes on without it
+    controller.wait()
+    job_id = next(e["job_id"] for e in journal(out) if e["event"] == "submitted")
+    queued = run_command(["squeue", "-h", "-j", job_id, "-o", "%T"]).stdout.split()
+    assert queued and queued[0] in ("PENDING", "RUNNING", "CONFIGURING"), queued
+    resumed = subprocess.run([sys.executable, "-m", "launcher", "resume", str(out)], capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"adopted job {job_id}" in resumed.stdout, resumed.stdout
+    submitted = [e["job_id"] for e in journal(out) if e["event"] == "submitted"]
+    assert submitted == [job_id]                        # never submitted a second time
+    segments = (out / "trials").glob("*/segments.jsonl")
+    assert [len(s.read_text().splitlines()) for s in segments] == [1]
+    client, runs = trial_runs(out, "orphan")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"

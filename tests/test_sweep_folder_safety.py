@@ -289,3 +289,16 @@ def test_failed_trials_run_again_after_a_fix_with_retry_failed(write_sweep, tmp_
     assert all(r.info.status == "FINISHED" and r.data.metrics["test_mse"] > 0 for r in runs)
     cells = [line for line in (out / "report.csv").read_text().splitlines() if ",cell," in line]
     assert cells and all(",ok," in line for line in cells), cells
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_terminal_prints_one_message_not_child_tracebacks(write_sweep, tmp_path):
+    out = tmp_path / "out"
+    path = sweep_file(write_sweep, out, seconds=1.0, trials=3, backend="local", workers=2)
+    controller = cli("sweep", path, start_new_session=True)     # its own process group, like a terminal's job
+    wait_for(lambda: list(out.glob("trials/*/outbox.jsonl")), what="a trial to report an epoch")
+    os.killpg(controller.pid, signal.SIGINT)                    # what Ctrl-C does: every process of the group
+    _, err = controller.communicate(timeout=60)
+    assert controller.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    wait_for(lambda: not live_processes_of(out / "jobs"), timeout=20, what="the trial processes to stop")

@@ -1,14 +1,19 @@
-"""The journal survives kill -9: a sweep killed at 20 random moments and resumed each time ends
-with the same trials, configurations and results as an uninterrupted run, no segment completed
-twice, and exactly one tell per finished trial.
+"""The journal survives kill -9, SIGTERM and torn writes: a sweep killed at 30 random moments (a third
+of them leaving the journal's last line torn, as a kill in the middle of its write would), stopped by
+SIGTERM at 10 more, and resumed each time ends with the same trials, configurations, decisions and
+report as an uninterrupted run, no segment completed twice, no MLflow point logged twice, and
+exactly one tell per finished trial.
 
-Real parts: the CLI in a subprocess, SIGKILL, nevergrad (TwoPointsDE and RandomSearch), ASHA,
-the SQLite MLflow store. The inline backend makes the run deterministic (a fixed seed).
+Real parts: the CLI in a subprocess, SIGKILL/SIGTERM, nevergrad (TwoPointsDE and RandomSearch), ASHA,
+the SQLite MLflow store. The inline backend makes the run deterministic (a fixed seed). The search
+space is written out of alphabetical order, in a nested mapping, and two tasks x two arms make four
+tuned studies, so a resume that rebuilt the space or the studies in another order would show.
 """
 import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,16 +31,24 @@ out: {out}
 seeds: [0, 1]
 tasks:
   - dataset: ETTh1
-    horizons: [96]
+    horizons: [96, 192]
 methods:
-  synthetic: {{seconds_per_epoch: 0.01}}
+  synthetic:
+    seconds_per_epoch: 0.01
+    space:
+      y: {{float: [0.0, 1.0]}}
+      x: {{float: [0.0, 1.0]}}
 search:
-  trials: 10
+  trials: 6
   random_control: true
   final_epochs: 3
   scheduler: {{type: asha, eta: 2, grace: 1, max_epochs: 8}}
 executor: {{backend: inline, workers: 2}}
 """
+KILLS, TERMS = 30, 10
+STUDIES, TRIALS, SEEDS = 4, 6, 2
+# cost rows measure wall-clock time: they differ between any two runs, interrupted or not
+TIMED = ("cpu_hours", "gpu_hours", "job_seconds")
 
 
 def journal(out: Path) -> list[dict]:
@@ -58,25 +71,39 @@ def completed_segments(out: Path) -> Counter:
     return counts
 
 
+def report_rows(out: Path) -> list[str]:
+    rows = (out / "report.csv").read_text().splitlines()
+    return [row for row in rows if not (",cost," in row and any(f",{name}," in row for name in TIMED))]
+
+
+def tear_last_line(path: Path, rng: random.Random) -> None:
+    """Cut the journal's last line somewhere inside it, as a kill in the middle of its write would."""
+    data = path.read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    path.write_bytes(data[:rng.randint(start + 1, len(data) - 2)])
+
+
 @pytest.mark.slow
-def test_kill_9_at_20_moments_then_resume_equals_uninterrupted(write_sweep, tmp_path):
+def test_kill_9_sigterm_and_torn_writes_then_resume_equals_uninterrupted(write_sweep, tmp_path):
     reference_out = tmp_path / "reference"
     assert main(["sweep", str(write_sweep(SWEEP.format(out=reference_out), "ref.yaml"))]) == 0
     reference = summary(reference_out)
-    # 10 search trials per arm, then the best of each arm retrained once per seed (2 arms x 2 seeds)
-    assert len(reference["asked"]) == 24 and len(reference["final"]) == 24
-    assert sum("__final-s" in t for t in reference["asked"]) == 4
+    finals = STUDIES * SEEDS
+    assert len(reference["asked"]) == STUDIES * TRIALS + finals and len(reference["final"]) == len(reference["asked"])
+    assert sum("__final-s" in t for t in reference["asked"]) == finals
 
     out = tmp_path / "killed"
     sweep = write_sweep(SWEEP.format(out=out), "killed.yaml")
     rng = random.Random(1234)
-    kills, finished = 0, False
+    stops = ["kill"] * KILLS + ["term"] * TERMS
+    rng.shuffle(stops)
+    done, torn, finished = Counter(), 0, False
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     while not finished:
         command = [sys.executable, "-m", "launcher", "sweep", str(sweep)]
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        if kills < 20:
-            # wait until this controller has journalled something new, then kill it at a random moment
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+        if stops:
+            # wait until this controller has journalled something new, then stop it at a random moment
             start_lines = len(journal(out)) if (out / "journal.jsonl").exists() else 0
             deadline = time.time() + 60
             while proc.poll() is None and time.time() < deadline:
@@ -85,13 +112,25 @@ def test_kill_9_at_20_moments_then_resume_equals_uninterrupted(write_sweep, tmp_
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.4))
             if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait()
+                how = stops.pop()
+                proc.send_signal(signal.SIGKILL if how == "kill" else signal.SIGTERM)
+                _, err = proc.communicate(timeout=60)
+                if how == "term":
+                    assert proc.returncode in (143, 0) and "Traceback" not in err, err
+                    done[how] += proc.returncode == 143
+                else:
+                    done[how] += 1
+                    if rng.random() < 1 / 3:
+                        tear_last_line(out / "journal.jsonl", rng)
+                        torn += 1
+            else:
+                assert proc.wait() == 0, proc.stderr.read()
+                finished = True
         else:
-            assert proc.wait(timeout=300) == 0
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
             finished = True
-    assert kills == 20
+    assert done["kill"] >= KILLS - 3 and done["term"] >= TERMS - 3 and torn >= 5, (done, torn)
 
     resumed = summary(out)
     assert resumed["asked"] == reference["asked"]          # same trials, same configurations
@@ -99,15 +138,19 @@ def test_kill_9_at_20_moments_then_resume_equals_uninterrupted(write_sweep, tmp_
     assert all(n == 1 for n in completed_segments(out).values()), completed_segments(out)
     events = journal(out)
     tells = [e for e in events if e["event"] == "segment_done" and e["decision"] != "continue"]
-    assert len(tells) == len({e["trial_id"] for e in tells}) == 24   # one decision per finished trial
-    assert sum(e["loss"] is not None for e in tells) == 20             # the retrains are never told
+    assert len(tells) == len({e["trial_id"] for e in tells}) == len(reference["asked"])
+    assert sum(e["loss"] is not None for e in tells) == STUDIES * TRIALS   # the retrains are never told
+    assert report_rows(out) == report_rows(reference_out)                  # the same report, cell for cell
 
-    # MLflow: one run per trial, and every metric history has strictly increasing, unique steps
+    # MLflow: one run per trial, and no (run, key, step) logged twice
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name("killme")
     runs = client.search_runs([exp.experiment_id], "tags.`launcher.kind` = 'trial'", max_results=1000)
-    live = [r for r in runs if r.info.status != "KILLED"]
+    live = [r for r in runs if r.info.status != "KILLED"]    # (a killed controller's unjournalled runs are in the trash)
     assert sorted(r.data.tags["launcher.trial"] for r in live) == sorted(reference["asked"])
+    with sqlite3.connect(out / "mlflow.db") as db:
+        assert db.execute("SELECT run_uuid, key, step FROM metrics GROUP BY run_uuid, key, step "
+                          "HAVING COUNT(*) > 1").fetchall() == []
     for run in live:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
         assert steps == sorted(set(steps)), (run.data.tags["launcher.trial"], steps)
