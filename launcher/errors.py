@@ -31,15 +31,26 @@ class SpecError(Exception):
         elif self.line is not None:
             parts.append(f"line {self.line}")
         if self.key:
-            parts.append(self.key)
-        parts.append(self.message)
+            parts.append(_printable(self.key))
+        parts.append(_short_words(self.message))
         text = ": ".join(parts)
         if self.hint:
             text = text.rstrip()
             if not text.endswith((".", "?", "!", ":")):
                 text += "."
-            text += " " + self.hint
+            text += " " + _short_words(self.hint)
         return text
 
     def __repr__(self) -> str:
         return f"SpecError({str(self)!r})"
+
+
+def _printable(text: str) -> str:
+    """A key as the user can read it on one line: control characters (a key may be any YAML string,
+    a newline included) are shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _short_words(text: str, limit: int = 200) -> str:
+    """A message quoting a huge value (a 5,000-character name echoed in a hint) stays readable."""
+    return " ".join(w if len(w) <= limit else f"{w[:60]}...({len(w)} characters)" for w in text.split(" "))

@@ -211,6 +211,10 @@ class _Converter:
             else:
                 raise SpecError(f"cannot read this value: {e}", file=self.shown, line=line,
                                 key=path or None) from None
+        if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+            # a "\ud800" escape: no file name, parameter or tag can hold it (it is not encodable text)
+            raise SpecError("contains a lone surrogate escape (\\ud800-\\udfff), which is not text", file=self.shown,
+                            line=line, key=path or None, hint="Remove the \\u escape or write the character itself.")
         return Node(value, self.shown, line, text=node.value, plain=node.style is None)
 
     def mapping(self, node: yaml.MappingNode, path: str, alias: tuple[int, str, str] | None,
