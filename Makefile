@@ -28,5 +28,6 @@ smoke: setup
 test: setup
 	$(PY) -m pytest -q
 
+# every benchmark in full mode (tens of minutes on 2 cores); the verdict table goes to benchmarks/results.md
 bench: setup
-	$(PY) benchmarks/autoar_bench.py
+	$(PY) benchmarks/run_all.py

@@ -9,7 +9,10 @@ With equal epoch costs every trial reaches rung e at (its start + e), so the arr
 is the start order and the decisions do not depend on --workers; --jitter J gives each trial an epoch
 cost drawn from U(1-J, 1+J), which reorders arrivals as uneven models do on a real cluster.
 
+Verdicts (last line): per rung, |mean occupancy - ideal| / ideal <= 15 %; mean total epochs <= 400.
+
     .venv/bin/python benchmarks/asha_dasha_preset.py [--seeds 5] [--workers 8] [--jitter 0.0]
+    .venv/bin/python benchmarks/asha_dasha_preset.py --quick      # 2 seeds
 """
 from __future__ import annotations
 
@@ -23,9 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from launcher.asha import CONTINUE, DASHA_PRESET, Asha  # noqa: E402
+from _verdict import print_verdicts, verdict
+
+from launcher.asha import CONTINUE, DASHA_PRESET, Asha
 
 TARGET_OCCUPANCY = {1: 120, 2: 60, 4: 30, 8: 15, 16: 7.5}  # ideal successive halving, notes/anchors.md 3.2
+OCCUPANCY_BAND = 0.15
 EPOCH_TARGET = 400
 
 
@@ -87,10 +93,12 @@ def simulate(seed: int, workers: int, jitter: float = 0.0) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=None, help="default 5 (--quick: 2)")
+    parser.add_argument("--quick", action="store_true", help="2 seeds (CI: checks that it runs)")
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--jitter", type=float, default=0.0, help="epoch cost ~ U(1-J, 1+J) per trial")
     args = parser.parse_args()
+    args.seeds = args.seeds or (2 if args.quick else 5)
     preset = DASHA_PRESET
     rungs = preset.asha_config().rungs()
     full = preset.trials * preset.max_epochs
@@ -104,7 +112,7 @@ def main() -> int:
         print(f"{seed:<5} " + "  ".join(f"{r['occupancy'][e]:<4}" for e in rungs)
               + f"  {r['epochs']:<6}  {r['makespan']:<8}  {'yes' if r['best_reached_max'] else 'no':<9}"
               + f"  {r['regret']:.4f}")
-    ok = True
+    verdicts = []
     print("\nmean occupancy vs ideal successive halving (+-15 %):")
     for epoch in rungs:
         mean = statistics.mean(r["occupancy"][epoch] for r in results)
@@ -112,11 +120,12 @@ def main() -> int:
         if target is None:
             print(f"  epoch {epoch:>2}: {mean:6.1f}  (complete; no target)")
             continue
-        within = abs(mean - target) <= 0.15 * target
-        ok &= within
+        within = abs(mean - target) <= OCCUPANCY_BAND * target
         print(f"  epoch {epoch:>2}: {mean:6.1f}  target {target:6.1f}  {'ok' if within else 'OUT OF BAND'}")
+        verdicts.append(verdict(f"rung{epoch}_occupancy_deviation", 100 * abs(mean - target) / target, "<=",
+                                100 * OCCUPANCY_BAND, unit="%", fmt=".1f"))
     mean_epochs = statistics.mean(r["epochs"] for r in results)
-    ok &= mean_epochs <= EPOCH_TARGET
+    verdicts.append(verdict("total_epochs_mean", mean_epochs, "<=", EPOCH_TARGET, fmt=".1f"))
     print(f"total epochs: mean {mean_epochs:.1f} (min {min(r['epochs'] for r in results)}, "
           f"max {max(r['epochs'] for r in results)}) vs {full} for full training "
           f"= {full / mean_epochs:.1f}x cheaper; target <= {EPOCH_TARGET}: "
@@ -126,7 +135,8 @@ def main() -> int:
           f"mean regret of the best completed trial {statistics.mean(r['regret'] for r in results):.4f}")
     agree = sum(r["nevergrad_best_is_asha_best"] for r in results)
     print(f"lowest fidelity_loss == best completed trial in {agree}/{len(results)} seeds")
-    return 0 if ok else 1
+    print_verdicts(verdicts)
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@ WRN-22-1 search layer on EuroSAT (batch 16, 16 channels, 64 x 64). The issue's 3
     .venv/bin/python benchmarks/dash_mixture.py                  # defaults, ~1-2 minutes on 2 cores
     .venv/bin/python benchmarks/dash_mixture.py --repeats 1 --sizes 4 16 25 --shape-2d 32 64 64 64
     .venv/bin/python benchmarks/dash_mixture.py --device cuda --shape-2d 32 64 64 64
+    .venv/bin/python benchmarks/dash_mixture.py --quick   # |K||D| 4 and 20, small shapes, 1 repeat: seconds
+
+Targets (last line):
+  max_abs_diff <= 1e-5        the two agree (float32) in every setting measured: same computation
+  speedup_min_kd16plus >= 1   the aggregated op is at least as fast as the naive loop in every setting
+                              with |K||D| >= 16 (the search spaces used: 16 satellite, 20 genomics); the
+                              small spaces are printed, not targets. Minimum over layouts and dims.
 """
 from __future__ import annotations
 
@@ -30,7 +37,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.dash import MixtureConv, side_padding  # noqa: E402
+from _verdict import print_verdicts, verdict
+
+from models.dash import MixtureConv, side_padding
 
 # |K||D| -> (K, D); 16 with D = {1,3,7,15} is the satellite setting, 20 the genomics one.
 SEARCH_SPACES = {
@@ -40,6 +49,7 @@ SEARCH_SPACES = {
     20: ([3, 5, 7, 9, 11], [1, 3, 5, 7]),
     25: ([3, 5, 7, 9, 11], [1, 2, 3, 5, 7]),
 }
+TARGET_DIFF, TARGET_SPEEDUP, TARGET_MIN_SIZE = 1e-5, 1.0, 16
 
 
 def naive_mixture(x: torch.Tensor, mixture: MixtureConv, weights: torch.Tensor) -> torch.Tensor:
@@ -90,13 +100,22 @@ def measure(shape: tuple[int, ...], depthwise: bool, size: int, repeats: int, de
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sizes", type=int, nargs="+", default=sorted(SEARCH_SPACES))
-    parser.add_argument("--shape-1d", type=int, nargs=3, default=(32, 64, 300), metavar=("B", "C", "L"))
-    parser.add_argument("--shape-2d", type=int, nargs=4, default=(16, 16, 64, 64), metavar=("B", "C", "H", "W"))
+    parser.add_argument("--repeats", type=int, default=None, help="default 5 (--quick: 1)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default all (--quick: 4 20)")
+    parser.add_argument("--shape-1d", type=int, nargs=3, default=None, metavar=("B", "C", "L"),
+                        help="default 32 64 300 (--quick: 8 16 128)")
+    parser.add_argument("--shape-2d", type=int, nargs=4, default=None, metavar=("B", "C", "H", "W"),
+                        help="default 16 16 64 64 (--quick: 4 8 32 32)")
     parser.add_argument("--skip-2d", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="small shapes, |K||D| 4 and 20, 1 repeat (CI: checks "
+                        "that it runs)")
     args = parser.parse_args()
+    quick = args.quick
+    args.repeats = args.repeats or (1 if quick else 5)
+    args.sizes = args.sizes or ([4, 20] if quick else sorted(SEARCH_SPACES))
+    args.shape_1d = args.shape_1d or ((8, 16, 128) if quick else (32, 64, 300))
+    args.shape_2d = args.shape_2d or ((4, 8, 32, 32) if quick else (16, 16, 64, 64))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -107,17 +126,27 @@ def main() -> None:
           f"min (median) of {args.repeats} interleaved runs, forward + backward, seconds")
     print(f"{'dims':4} {'shape':>16} {'layout':9} {'|K||D|':>6} {'span':>5} {'aggregated':>17} "
           f"{'naive':>17} {'naive/agg':>9} {'max|diff|':>9}")
+    diffs, speedups = [], []
     for name, shape in shapes:
         for depthwise in (False, True):
             for size in args.sizes:
                 kernels, dilations = SEARCH_SPACES[size]
                 span = max(dilations) * (max(kernels) - 1) + 1
                 result = measure(shape, depthwise, size, args.repeats, device)
+                diffs.append(result["max_abs_diff"])
+                if size >= TARGET_MIN_SIZE:
+                    speedups.append(result["naive"] / result["aggregated"])
                 print(f"{name:4} {'x'.join(map(str, shape)):>16} {'depthwise' if depthwise else 'full':9} "
                       f"{size:>6} {span:>5} {result['aggregated']:>8.4f} ({result['aggregated_median']:>6.4f}) "
                       f"{result['naive']:>8.4f} ({result['naive_median']:>6.4f}) "
                       f"{result['naive'] / result['aggregated']:>9.2f} {result['max_abs_diff']:>9.1e}",
                       flush=True)
+    verdicts = [verdict("max_abs_diff", max(diffs), "<=", TARGET_DIFF, fmt=".1e")]
+    if speedups:
+        verdicts.append(verdict(f"speedup_min_kd{TARGET_MIN_SIZE}plus", min(speedups), ">=", TARGET_SPEEDUP, fmt=".2f"))
+    else:
+        print(f"(no |K||D| >= {TARGET_MIN_SIZE} among --sizes: no speed verdict)")
+    print_verdicts(verdicts)
 
 
 if __name__ == "__main__":

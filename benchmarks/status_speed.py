@@ -4,7 +4,10 @@ Writes a synthetic journal shaped like a real one (ask, submit, segment_done per
 stops) into a temp folder, then times `python -m launcher status DIR` end to end (interpreter
 start included) and the in-process read+render alone.
 
+Target (goal G16): `launcher status DIR` answers in under 1 s on a 5,000-trial journal.
+
     python benchmarks/status_speed.py [--trials 5000]
+    python benchmarks/status_speed.py --quick           # 500 trials, best of 2: seconds
 """
 from __future__ import annotations
 
@@ -19,7 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from launcher.progress import read_status, render_status  # noqa: E402
+from _verdict import print_verdicts, verdict
+
+from launcher.progress import read_status, render_status
+
+TARGET_SECONDS = 1.0
 
 
 def write_journal(folder: Path, trials: int, studies: int = 20) -> int:
@@ -54,8 +61,11 @@ def write_journal(folder: Path, trials: int, studies: int = 20) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=5000)
+    parser.add_argument("--trials", type=int, default=None, help="default 5000 (--quick: 500)")
+    parser.add_argument("--quick", action="store_true", help="500 trials, best of 2 (CI: checks that it runs)")
     args = parser.parse_args()
+    args.trials = args.trials or (500 if args.quick else 5000)
+    repeats = 2 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         lines = write_journal(folder, args.trials)
@@ -68,14 +78,15 @@ def main() -> int:
             subprocess.run(command, check=True, capture_output=True)
             return time.perf_counter() - started
 
-        bare = min(timed(sys.executable, "-c", "pass") for _ in range(3))
-        cli = min(timed(sys.executable, "-m", "launcher", "status", str(folder)) for _ in range(3))
+        bare = min(timed(sys.executable, "-c", "pass") for _ in range(repeats))
+        cli = min(timed(sys.executable, "-m", "launcher", "status", str(folder)) for _ in range(repeats))
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     print(f"journal: {args.trials} trials, {lines} events")
     print(f"read + render in process: {in_process:.3f} s")
-    print(f"`python -m launcher status DIR`: {cli:.3f} s (best of 3); `python -c pass`: {bare:.3f} s; ratio {cli / bare:.1f}x")
-    print(f"target < 1 s: {'MET' if cli < 1.0 else 'MISSED'}")
+    print(f"`python -m launcher status DIR`: {cli:.3f} s (best of {repeats}); `python -c pass`: {bare:.3f} s; "
+          f"ratio {cli / bare:.1f}x")
     print(text.splitlines()[0])
+    print_verdicts([verdict(f"status_cli_seconds@{args.trials}_trials", cli, "<", TARGET_SECONDS, unit="s", fmt=".3f")])
     return 0
 
 
