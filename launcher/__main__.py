@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
 from pathlib import Path
 
+from . import stop
 from .errors import SpecError
 
 EXIT_BAD_INPUT = 2
@@ -230,46 +230,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (or SIGHUP), raised where the program is, so it stops exactly like Ctrl-C: running
-    trials are cancelled, the journal stays consistent, a server is shut down."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated(signal.Signals(signum).name)
-
-
-def _stop_on_signals() -> dict:
-    """SIGTERM/SIGHUP -> Terminated in the main thread; returns the previous handlers."""
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, _raise_terminated)
-    return previous
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    previous = _stop_on_signals()
+    previous = stop.install()
     try:
         return args.func(args)
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Terminated as stop:
-        print(f"\nstopped by {stop}: finished trials are kept; run the same command again (or `python -m launcher "
+    except stop.Terminated as by:
+        print(f"\nstopped by {by}: finished trials are kept; run the same command again (or `python -m launcher "
               "resume DIR`) to continue", file=sys.stderr)
-        return 128 + int(getattr(signal, str(stop), signal.SIGTERM))
+        return 128 + int(getattr(signal, str(by), signal.SIGTERM))
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are kept; run the same command again to continue", file=sys.stderr)
         return 130
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.uninstall(previous)
 
 
 if __name__ == "__main__":

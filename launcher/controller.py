@@ -23,6 +23,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable
 
+from . import stop
 from .config import SweepSpec, spec_to_dict
 from .executors import Outcome, make_executor
 from .journal import Journal
@@ -332,6 +333,7 @@ class Controller(Recovery):
         progress = Progress(self.studies, self.counts)
         try:
             while True:
+                stop.check()            # a signal swallowed by a finalizer still stops the sweep
                 self.lock.heartbeat()
                 batch = []
                 while len(self.live) + len(batch) < self.spec.executor.workers:

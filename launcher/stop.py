@@ -1,0 +1,59 @@
+"""Stopping on a signal: SIGTERM and SIGHUP stop the program exactly like Ctrl-C (SIGINT).
+
+The handler raises where the main thread is (`Terminated`, a KeyboardInterrupt, for SIGTERM/SIGHUP;
+KeyboardInterrupt for SIGINT), so a blocking call (an inline trial, a sleep) is interrupted at once.
+Python cannot raise out of a finalizer (a `__del__`, a weakref callback of SQLAlchemy or MLflow): an
+exception raised there is "ignored" with a traceback on stderr and the program would run on. So the
+handler also records the request, an unraisable-hook keeps such an ignored stop silent, and the
+controller loop calls `check()` on every turn, which raises the recorded stop where it can land.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP): stop like Ctrl-C (running trials cancelled, journal consistent)."""
+
+
+_requested: list[BaseException] = []
+
+
+def _stop(signum, frame) -> None:
+    stop = KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signal.Signals(signum).name)
+    _requested.append(stop)
+    raise stop
+
+
+def check() -> None:
+    """Raise a stop that a signal requested and a finalizer swallowed (called from the controller loop)."""
+    if _requested:
+        raise _requested[-1]
+
+
+def _quiet_unraisable(info, default=sys.unraisablehook) -> None:
+    if isinstance(info.exc_value, KeyboardInterrupt) and _requested:
+        return                  # the stop is recorded; check() raises it where it can land
+    default(info)
+
+
+def install() -> dict:
+    """Install the handlers (main thread only); returns what to pass to `uninstall`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    _requested.clear()
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+    previous["hook"] = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable
+    return previous
+
+
+def uninstall(previous: dict) -> None:
+    hook = previous.pop("hook", None)
+    if hook is not None:
+        sys.unraisablehook = hook
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    _requested.clear()
