@@ -9,6 +9,7 @@ controller loop calls `check()` on every turn, which raises the recorded stop wh
 """
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -39,6 +40,21 @@ def _quiet_unraisable(info, default=sys.unraisablehook) -> None:
     default(info)
 
 
+class _QuietAfterStop(logging.Filter):
+    """Once a stop is requested, libraries caught mid-query (SQLAlchemy's "Error closing cursor",
+    MLflow's retries) log the interruption with a traceback: noise after the one-line message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_requested and record.name.startswith(("sqlalchemy", "mlflow", "alembic", "urllib3")))
+
+
+_QUIET = _QuietAfterStop()
+
+
+def _handlers() -> list:
+    return [h for h in (logging.lastResort, *logging.getLogger().handlers) if h is not None]
+
+
 def install() -> dict:
     """Install the handlers (main thread only); returns what to pass to `uninstall`."""
     if threading.current_thread() is not threading.main_thread():
@@ -47,6 +63,8 @@ def install() -> dict:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     previous["hook"] = sys.unraisablehook
     sys.unraisablehook = _quiet_unraisable
+    for handler in _handlers():
+        handler.addFilter(_QUIET)
     return previous
 
 
@@ -54,6 +72,8 @@ def uninstall(previous: dict) -> None:
     hook = previous.pop("hook", None)
     if hook is not None:
         sys.unraisablehook = hook
+    for handler in _handlers():
+        handler.removeFilter(_QUIET)
     for sig, handler in previous.items():
         signal.signal(sig, handler)
     _requested.clear()
