@@ -249,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are kept; run the same command again to continue", file=sys.stderr)
         return 130
+    except Exception:
+        if not stop.requested():
+            raise
+        # a stop that landed inside library code and came out as another error: still the stop
+        by = stop.requested_signal()
+        print(f"\nstopped by {by}: finished trials are kept; run the same command again to continue", file=sys.stderr)
+        return 128 + int(getattr(signal, by, signal.SIGTERM))
     finally:
         stop.uninstall(previous)
 

@@ -187,6 +187,28 @@ class LocalExecutor:
         # LocalJob.done() checks its own Popen: no scheduler is queried, so per-handle checks are cheap.
         return [h for h in handles if h.job.done()]
 
+    def reap_unknown(self, adopted: set[str]) -> int:
+        """Kill job processes of this sweep that no journal event names (a controller killed between
+        starting a job and journalling it): their segment runs again, so they must not run on beside
+        it. `adopted`: the job ids (pids) being watched, whose processes and tasks are kept."""
+        reaped = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+                parent = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            except (OSError, IndexError):
+                continue
+            if str(self.folder).encode() not in cmdline or b"submitit" not in cmdline:
+                continue
+            if proc.name in adopted or parent in adopted or int(proc.name) == os.getpid():
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
+                reaped += 1
+        return reaped
+
     def outcome(self, handle: Handle) -> Outcome:
         if isinstance(handle.job, OrphanJob):
             return handle.job.outcome()

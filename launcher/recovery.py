@@ -215,6 +215,11 @@ class Recovery:
                 if self.restore_only:
                     self.restore_only -= 1
                 self.echo(f"adopted job {handle.job_id} of {trial.trial_id}, still running from before")
+        reap = getattr(executor, "reap_unknown", None)
+        if reap is not None:
+            reaped = reap({item.handle.job_id for item in self.live if item.handle is not None})
+            if reaped:
+                self.echo(f"stopped {reaped} job process(es) a killed controller started but never journalled")
 
 
 def same_configuration(result_file: Path, spec: TrialSpec) -> bool:

@@ -20,12 +20,57 @@ class Terminated(KeyboardInterrupt):
 
 
 _requested: list[BaseException] = []
+_deferring = [0]     # depth of `deferred()` regions in the main thread
 
 
 def _stop(signum, frame) -> None:
     stop = KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signal.Signals(signum).name)
     _requested.append(stop)
-    raise stop
+    if _deferring[0] == 0:
+        raise stop
+    # inside a database write: raised when the region ends (an exception raised in the middle of an
+    # SQLAlchemy commit comes out as another error, and could leave the store half-written)
+
+
+def requested() -> bool:
+    return bool(_requested)
+
+
+def requested_signal() -> str:
+    """The name of the signal of the last stop requested ("SIGINT" for Ctrl-C)."""
+    last = _requested[-1]
+    return str(last) if isinstance(last, Terminated) else "SIGINT"
+
+
+class deferred:
+    """A region a stop must not cut in two (an MLflow write): a signal arriving inside it is raised
+    when it ends. Re-entrant."""
+
+    def __enter__(self) -> "deferred":
+        _deferring[0] += 1
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        _deferring[0] -= 1
+        if _deferring[0] == 0 and _requested and kind is None:
+            raise _requested[-1]
+
+
+class DeferredCalls:
+    """Wraps an object so that each of its method calls is a `deferred` region (the MLflow client)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with deferred():
+                return value(*args, **kwargs)
+        return call
 
 
 def check() -> None:
@@ -60,6 +105,7 @@ def install() -> dict:
     if threading.current_thread() is not threading.main_thread():
         return {}
     _requested.clear()
+    _deferring[0] = 0
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     previous["hook"] = sys.unraisablehook
     sys.unraisablehook = _quiet_unraisable

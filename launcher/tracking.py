@@ -42,8 +42,11 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None):
         from mlflow.tracking import MlflowClient
 
+        from .stop import DeferredCalls
+
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        # every store call finishes before a Ctrl-C/SIGTERM lands (launcher.stop): no half-written commit
+        self.client = DeferredCalls(MlflowClient(tracking_uri=uri))
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             location = artifact_root.resolve().as_uri() if artifact_root is not None else None
