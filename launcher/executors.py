@@ -58,6 +58,10 @@ class Executor(Protocol):
 
     def outcome(self, handle: Handle) -> Outcome: ...
 
+    # Optional (looked up with getattr by the controller's recovery after a kill -9):
+    #   adopt(job_id, spec, job_folder) -> Handle | None: watch a job a killed controller left running;
+    #   reap_unknown(adopted_job_ids) -> int: stop this sweep's job processes that no journal event names.
+
 
 def _failure(exc: BaseException, trial_dir: Path | None) -> Outcome:
     # The job's own traceback (written by run_trial) beats submitit's wrapper text.
