@@ -30,7 +30,7 @@ from _verdict import print_verdicts, verdict
 
 from launcher.asha import CONTINUE, DASHA_PRESET, Asha
 
-TARGET_OCCUPANCY = {1: 120, 2: 60, 4: 30, 8: 15, 16: 7.5}  # ideal successive halving, notes/anchors.md 3.2
+TARGET_OCCUPANCY = {1: 120, 2: 60, 4: 30, 8: 15, 16: 7.5}  # ideal successive halving, docs/reference-protocol.md#asha
 OCCUPANCY_BAND = 0.15
 EPOCH_TARGET = 400
 

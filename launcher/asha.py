@@ -88,7 +88,7 @@ class AshaPreset:
 
 # Xu et al. (ICLR 2025), `ritvikgupta199/DASHA: src/main_dasha.py`: Ray ASHAScheduler(reduction_factor=2,
 # max_t=20) with grace_period=1, brackets=1, num_samples=120; each epoch reports the best-so-far
-# validation score; random_seed ~ randint(0, 500) is in the search space. See notes/anchors.md 3.2.
+# validation score; random_seed ~ randint(0, 500) is in the search space. See docs/reference-protocol.md#asha.
 DASHA_PRESET = AshaPreset(
     trials=120, eta=2, grace=1, max_epochs=20, mode="max",
     metric="best-so-far validation score", search_seed=True,

@@ -55,7 +55,7 @@ class SlurmExecutor:
                  job_fn: Callable[[TrialSpec], Any] | None = None, limits: ClusterLimits | None = None,
                  poll_seconds: float = 2.0):
         # A folder of its own per executor: after a cluster reset job ids restart at 1, and a
-        # reused folder would hand back an old job's result pickle (infra.md section 9.5).
+        # reused folder would hand back an old job's result pickle.
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{id(self) % 10000}"
         self.folder = Path(folder).absolute() / f"slurm-{stamp}"
         self.resources = resources or SlurmResources()

@@ -95,7 +95,7 @@ class SlurmResources:
         params: dict[str, Any] = {"job_name": "launcher", "nodes": self.nodes, "ntasks_per_node": self.tasks_per_node,
                                   "cpus_per_task": self.cpus_per_task, "time": self.time_min,
                                   "signal_delay_s": self.signal_delay_s,
-                                  # jobs must run the controller's venv (same pickles, same ninja: infra.md §9)
+                                  # jobs must run the controller's venv (same pickles, same ninja build cache)
                                   "setup": [f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH",
                                             *self.setup]}
         for name in ("partition", "mem", "account", "qos", "constraint"):

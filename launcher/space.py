@@ -30,7 +30,7 @@ EXAMPLES = {"log": "{log: [1.0e-5, 1.0e-1]}", "float": "{float: [0.0, 0.5]}",
 # with num_workers equal to the number of workers available", and its rules of thumb call TwoPointsDE
 # "excellent in many cases, including very high num_workers". It also only compares losses (a child
 # replaces its parent if better), so it is invariant to the monotone, rank-like fidelity loss ASHA tells
-# (notes/anchors.md 3.3). Not the others:
+# (the loss this project tells after ASHA). Not the others:
 # * NGOpt/NgIohTuned, the docs' "good default" wizards, pick a sub-optimizer from budget, workers and
 #   variable types, so the algorithm changes under the user's feet; and with nevergrad 1.0.12 on numpy
 #   >= 2.4, NGOpt with budget 120 and num_workers 8 picks CMandAS2, whose MetaModel step crashes

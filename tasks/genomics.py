@@ -8,7 +8,7 @@ Protocol:
 - Splits: the dataset's own train/test; validation is `val_fraction` of train held out, stratified by
   class, with `seed` -- unless the files carry their own dev split (GUE), which is then used as is.
 - Metric as in the FM literature: MCC for histone and enhancer tasks, F1 for promoter and splice
-  donor/acceptor tasks, accuracy for the 3-class `splice_sites_all` (see notes/paper.md 2.1).
+  donor/acceptor tasks, accuracy for the 3-class `splice_sites_all` (as in the Nucleotide Transformer benchmark).
 
 File layouts (read in `tasks.genomics_formats`): NT FASTA `{train,test}.fna` with `>id|label` headers;
 `sequence,label` CSV or parquet; GUE `{train,dev,test}.csv[.gz]`; iEnhancer class files (one FASTA file

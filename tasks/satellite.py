@@ -1,4 +1,4 @@
-"""Satellite image classification tasks: the paper's 9 tasks (notes/paper.md 2.2) and the offline
+"""Satellite image classification tasks: the paper's 9 tasks (Xu et al. 2025, Table 2) and the offline
 Brazilian Coffee Scenes stand-in.
 
 Protocol:

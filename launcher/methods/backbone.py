@@ -6,7 +6,7 @@ SGD (AdamW for UNet-2D) on a step LR schedule, cross-entropy (label smoothing 0.
 single-label satellite tasks; multi-label BCE for BigEarthNet), and reports one outbox line per epoch.
 `dasha` is this method plus a DASH kernel pattern (see dasha.py): both share `run_segment`.
 
-Two stages, as in the DASHA reference (notes/paper.md 5.5-5.6), driven by the controller:
+Two stages, as in the DASHA reference (docs/reference-protocol.md#stages), driven by the controller:
 
 - HPO trials (ASHA over seed, lr, dropout, weight decay, momentum) train on the train split and are
   judged on the validation split. Each saves its initial weights, right after the model is built and

@@ -4,7 +4,7 @@ One place answers "which network, how wide, with which LR schedule and which DAS
 for a (domain, task, arch) triple, so that `backbone` (the plain WRN / UNet rows) and `dasha`
 (the same network with a searched kernel pattern) cannot drift apart.
 
-Defaults are those of notes/paper.md 5.2-5.7 (the DASHA code's task_configs):
+Defaults are those of docs/reference-protocol.md#defaults (the DASHA code's task_configs):
 - genomics: WRN-1D, m = 128 (or UNet-1D, base 64); batch 128; K {3,5,7,9,11}, D {1,3,5,7}; grad_scale 100.
 - satellite: WRN-22-8 searched at WRN-22-1 (forestnet: WRN-16-4 searched at WRN-16-1), or the full UNet
   searched on UNet_small; batch 16 (8 for forestnet, BigEarthNet-10%); K {3,5,7,9}; D {1,3,7,15} for
@@ -25,7 +25,7 @@ from torch import nn
 
 ARCHES = ("wrn", "unet")
 
-# notes/paper.md 5.4: grad_scale per satellite task (default 100); the coffee scenes stand in for brick-kiln.
+# docs/reference-protocol.md#grad-scale: grad_scale per satellite task (default 100); the coffee scenes stand in for brick-kiln.
 SATELLITE_GRAD_SCALE = {"m-so2sat": 500, "m-brick-kiln": 500, "m-pv4ger": 500, "brazilian_coffee_scenes": 500,
                         "eurosat": 1000, "canadian_cropland": 1000, "fmow": 1000}
 WIDE_DILATION_TASKS = ("m-so2sat", "m-bigearthnet", "eurosat", "bigearthnet")
@@ -143,7 +143,7 @@ class SearchDefaults:
 
 
 def search_defaults(choice: BackboneChoice, task_name: str) -> SearchDefaults:
-    """DASH search settings of notes/paper.md 5.4 / 5.7 for this backbone and task."""
+    """DASH search settings of docs/reference-protocol.md (grad-scale, defaults) for this backbone and task."""
     if choice.kind in ("wrn1d", "unet1d"):
         return SearchDefaults((3, 5, 7, 9, 11), (1, 3, 5, 7), 0.1, 0.05, 5e-4, "sgd", 100, (30, 60, 80), 100.0)
     dilations = (1, 3, 7, 15) if task_name in WIDE_DILATION_TASKS else (1, 3, 5, 7)

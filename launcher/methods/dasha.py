@@ -1,4 +1,4 @@
-"""`dasha`: DASH kernel search, then the `backbone` recipe on the searched network (Xu et al. 2025, notes/paper.md 5).
+"""`dasha`: DASH kernel search, then the `backbone` recipe on the searched network (Xu et al. 2025, docs/reference-protocol.md).
 
 Pipeline per (task, search config), as in the reference's main_dasha.py:
   1. DASH search (models.dash.search_pattern): every searchable conv of a narrow copy of the backbone
@@ -48,7 +48,7 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
 
 
 def search_settings(task, params: dict[str, Any], choice) -> dict[str, Any]:
-    """Every setting the pattern depends on, defaults resolved (notes/paper.md 5.4 / 5.7)."""
+    """Every setting the pattern depends on, defaults resolved (docs/reference-protocol.md#grad-scale, #defaults)."""
     from .conv_backbones import search_defaults
 
     base = search_defaults(choice, task.name)

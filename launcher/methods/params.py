@@ -29,7 +29,7 @@ EPOCHS_MAX = 10**6
 
 
 # Conv backbones of genomics and satellite tasks (launcher/methods/backbone.py, dasha.py). A null default
-# means "the paper's value for this domain and task" (notes/paper.md 5.7, launcher/methods/conv_backbones.py).
+# means "the paper's value for this domain and task" (docs/reference-protocol.md#defaults, launcher/methods/conv_backbones.py).
 CONV_BACKBONE_PARAMS: dict[str, Param] = {
     "arch": Param("str", None, "wrn: WRN-1D (genomics) / WRN-2D (satellite); unet: UNet-1D / UNet-2D; default wrn",
                   choices=("wrn", "unet"), nullable=True),
@@ -241,7 +241,7 @@ def method_objective(name: str, domain: str) -> tuple[str | None, str]:
     return entry.get(domain, (None, "min")) if isinstance(entry, dict) else entry
 
 
-# The DASHA reference's ASHA space (notes/paper.md 5.5): seed is a tuned "lottery", randint[0, 500).
+# The DASHA reference's ASHA space (docs/reference-protocol.md#asha): seed is a tuned "lottery", randint[0, 500).
 ASHA_DASHA_SPACE: dict[str, dict] = {
     "seed": {"int": [0, 499]},
     "lr": {"log": [1e-5, 0.5]},
