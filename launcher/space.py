@@ -29,8 +29,8 @@ EXAMPLES = {"log": "{log: [1.0e-5, 1.0e-1]}", "float": "{float: [0.0, 0.5]}",
 # "Optimizing machine learning hyperparameters") is "use Choice for discrete variables, use TwoPointsDE
 # with num_workers equal to the number of workers available", and its rules of thumb call TwoPointsDE
 # "excellent in many cases, including very high num_workers". It also only compares losses (a child
-# replaces its parent if better), so it is invariant to the monotone, rank-like fidelity loss ASHA tells
-# (the loss this project tells after ASHA). Not the others:
+# replaces its parent if better), so it is invariant to the monotone, rank-like fidelity loss
+# this project tells after ASHA. Not the others:
 # * NGOpt/NgIohTuned, the docs' "good default" wizards, pick a sub-optimizer from budget, workers and
 #   variable types, so the algorithm changes under the user's feet; and with nevergrad 1.0.12 on numpy
 #   >= 2.4, NGOpt with budget 120 and num_workers 8 picks CMandAS2, whose MetaModel step crashes
