@@ -12,24 +12,22 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from . import config
 from .config import (BACKENDS, CLASSIFICATION_ONLY_TASK_KEYS, DISTRIBUTED_KEYS, EXECUTOR_KEYS,
                      FORECAST_ONLY_TASK_KEYS, MIN_CONTEXT, REPORT_KEYS, SLURM_INT_KEYS, SLURM_KEYS,
                      SLURM_LIST_KEYS, SPACE_KEY, STRATEGIES, TASK_KEYS,
-                     TOP_KEYS, TRACKING_KEYS, URI_SCHEMES, ExecutorSpec, MethodSpec, ReportSpec,
-                     SweepSpec, TaskSpec, TrackingSpec)
+                     TOP_KEYS, ExecutorSpec, MethodSpec, ReportSpec,
+                     SweepSpec, TaskSpec)
 from .spec_search import SearchReader, tuned_methods
+from .spec_stores import StoreReader
 from .spec_types import MAX_COUNT, MAX_INT, MAX_PATH, MAX_SEED
 from .spec_types import join_hints as _hint
 from .yaml_nodes import Node, describe, did_you_mean, short
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME = 100   # characters of the sweep name (the MLflow experiment, the run and folder names)
-_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 def _method_params() -> Mapping[str, Mapping[str, Any]]:
@@ -45,7 +43,7 @@ def check_root(root: Node) -> None:
                                f"got {describe(root)}")
 
 
-class Validator(SearchReader):
+class Validator(SearchReader, StoreReader):
     """The sweep's sections; the readers are inherited (SpecReader, and SearchReader for
     `search` and method spaces)."""
 
@@ -102,18 +100,6 @@ class Validator(SearchReader):
                                      f"MLflow experiment and the output folder)",
                              f"Try `name: {_sanitized_name(name)}`.")
         return name
-
-    def writable_folder(self, node: Node, key: str, out: Path) -> None:
-        """The output folder may exist (a rerun) but must be a folder, and so must what it is in."""
-        if out.exists() and not out.is_dir():
-            raise node.error(key, f"the output folder {out} is an existing file",
-                             "Pick another output folder (`out:` or --out), or move the file away.")
-        for parent in out.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise node.error(key, f"cannot make the output folder {out}: {parent} is a file",
-                                     "Pick another output folder (`out:` or --out).")
-                break
 
     def tasks(self, node: Node) -> tuple[TaskSpec, ...]:
         if not isinstance(node.value, list):
@@ -404,91 +390,6 @@ class Validator(SearchReader):
             except ValueError as error:
                 raise node.error(key, str(error), "See `executor.slurm` in the README.") from None
         return out
-
-    def tracking(self, top: dict) -> TrackingSpec:
-        entry = top.get("tracking")
-        if entry is None:
-            return TrackingSpec()
-        entries = self.mapping(entry[1], "tracking", TRACKING_KEYS, "uri")
-        n = self.present(entries, "uri")
-        if n is None:
-            return TrackingSpec()
-        key = "tracking.uri"
-        hint = "Use sqlite:///path/to/mlflow.db, http(s)://host:port, or a folder path."
-        uri = self.string(n, key, "a tracking URI", hint).strip()
-        if not uri:
-            raise n.error(key, "expected a tracking URI, got an empty string", hint)
-        m = _SCHEME_RE.match(uri)
-        if m and len(m.group(1)) > 1:  # a one-letter "scheme" is a Windows drive
-            scheme = m.group(1).lower()
-            if scheme not in URI_SCHEMES:
-                raise n.error(key, f"unsupported URI scheme {scheme!r}; expected one of: "
-                                   f"{', '.join(URI_SCHEMES)}", _hint(did_you_mean(scheme, URI_SCHEMES), hint))
-            if scheme == "sqlite":
-                if not uri.startswith("sqlite:///"):
-                    raise n.error(key, f"malformed SQLite URI {short(uri)}",
-                                  "Write sqlite:///relative/mlflow.db or sqlite:////absolute/mlflow.db.")
-                db, query = (uri[len("sqlite:///"):].split("?", 1) + [""])[:2]
-                if not db or db.endswith("/"):
-                    raise n.error(key, f"SQLite URI {short(uri)} names no database file", hint)
-                if not db.startswith("/"):
-                    db = str((self.cwd / db).resolve())
-                    uri = f"sqlite:///{db}" + (f"?{query}" if query else "")
-                self.store_path(n, key, Path(db))
-            elif scheme in ("http", "https"):
-                self.http_uri(n, key, uri, hint)
-            elif scheme == "file":
-                self.file_uri(n, key, uri)
-            return TrackingSpec(uri=uri)
-        folder = (self.cwd / Path(uri).expanduser()).resolve()
-        self.store_path(n, key, folder, folder=True)
-        return TrackingSpec(uri=str(folder))
-
-    @staticmethod
-    def http_uri(n: Node, key: str, uri: str, hint: str) -> None:
-        """http(s)://host[:port][/path]: a host, a port in 1..65535, no spaces, query or fragment."""
-        try:
-            parts = urlsplit(uri)
-            port = parts.port
-        except ValueError as e:        # e.g. a port that is not a number, an unclosed [IPv6
-            raise n.error(key, f"malformed URI {short(uri)}: {e}", hint) from None
-        if not parts.hostname:
-            raise n.error(key, f"URI {short(uri)} names no host", hint)
-        if port == 0:
-            raise n.error(key, f"URI {short(uri)}: port 0 is not a port", hint)
-        if any(c.isspace() or ord(c) < 32 for c in uri):
-            raise n.error(key, f"URI {short(uri)} contains a space or control character",
-                          "Remove it (percent-encode it as %20 if it belongs there).")
-        if parts.query or parts.fragment:
-            raise n.error(key, f"URI {short(uri)} has a query (?...) or fragment (#...)",
-                          "A tracking server URI is http(s)://host:port, optionally with a path.")
-        if re.search(r"[^A-Za-z0-9.:\[\]_-]", parts.hostname):
-            raise n.error(key, f"URI {short(uri)}: {parts.hostname!r} is not a host name", hint)
-
-    def file_uri(self, n: Node, key: str, uri: str) -> None:
-        """file:///absolute/folder (or file:/absolute/folder): MLflow's file store."""
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise n.error(key, f"malformed file URI {short(uri)}",
-                          "Write file:///absolute/path/to/folder, or the folder's path without file:.")
-        if parts.query or parts.fragment:
-            raise n.error(key, f"file URI {short(uri)} has a query (?...) or fragment (#...)",
-                          "Write file:///absolute/path/to/folder.")
-        self.store_path(n, key, Path(parts.path), folder=True)
-
-    @staticmethod
-    def store_path(n: Node, key: str, path: Path, folder: bool = False) -> None:
-        """A local tracking store (SQLite file or folder) must be creatable where it is named."""
-        if path.exists() and path.is_dir() != folder:
-            raise n.error(key, f"{path} is {'a file' if folder else 'a folder'}; expected "
-                               f"{'a folder' if folder else 'a database file'}",
-                          "Point tracking.uri elsewhere.")
-        for parent in path.parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise n.error(key, f"cannot make the tracking store {path}: {parent} is a file",
-                                  "Point tracking.uri elsewhere.")
-                break
 
     def report(self, top: dict, methods: tuple[MethodSpec, ...]) -> ReportSpec:
         entry = top.get("report")
