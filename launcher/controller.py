@@ -36,7 +36,7 @@ from .recovery import Live, Recovery, same_configuration
 from .study import Study, TrialState
 from .sweep_runs import SweepRuns, result_time
 from .tracking import Tracker, default_uri, relocate_artifacts
-from .trial import TrialSpec
+from .trial import TrialSpec, result_name
 from .trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
 
 MIN_FAILURES_TO_PAUSE = 3
@@ -248,7 +248,7 @@ class Controller(Recovery):
         decision, next_epoch, loss = study.segment_done(trial, until_epoch, metrics, study.plan.objective)
         trial.ingested_lines = lines
         # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
-        result_file = self._trial_dir(trial) / self._trial_spec(study, trial, until_epoch).result_name
+        result_file = self._trial_dir(trial) / result_name(until_epoch)
         self.runs.log_segment(run_id, step=step, metrics=metrics, result=result, result_file=result_file,
                               new_lines=new_lines, decision=decision, asha=study.plan.asha is not None,
                               fallback_time=time.time())
@@ -297,7 +297,7 @@ class Controller(Recovery):
                 picked = {k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))}
                 # stamped with the time of the best trial's result: finishing again (a resume of a finished
                 # or half-finished sweep) writes the very same points, never a second one
-                result = self._trial_dir(best) / self._trial_spec(study, best, best.epochs_done or None).result_name
+                result = self._trial_dir(best) / result_name(best.epochs_done or None)
                 self.tracker.log_metrics(run_id, picked, timestamp_s=result_time(result, 0.0))
                 self.tracker.log_params(run_id, {"selected": best.params})
             complete = all(t.status in ("complete", "stopped") for t in study.trials.values())

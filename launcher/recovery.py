@@ -21,7 +21,7 @@ from pathlib import Path
 from .executors import Handle, Outcome
 from .study import Study, TrialState
 from .sweep_runs import outbox_lines
-from .trial import TrialSpec
+from .trial import TrialSpec, result_name
 
 
 @dataclass
@@ -67,8 +67,7 @@ class Recovery:
             if event["event"] == "segment_done":
                 lines = outbox_lines(trial_dir, event["lines"])
                 self.tracker.log_outbox_lines(run_id, lines[copied:])
-                spec = self._trial_spec(study, trial, event["until_epoch"])
-                result_file = trial_dir / spec.result_name
+                result_file = trial_dir / result_name(event["until_epoch"])
                 result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
                 self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
                                       result=result, result_file=result_file, new_lines=lines[copied:],

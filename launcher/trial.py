@@ -49,8 +49,13 @@ class TrialSpec:
 
     @property
     def result_name(self) -> str:
-        # One result file per segment: a controller that restarts finds which segments completed.
-        return "result.json" if self.until_epoch is None else f"result-e{self.until_epoch}.json"
+        return result_name(self.until_epoch)
+
+
+def result_name(until_epoch: int | None) -> str:
+    """The result file of the segment that trains to `until_epoch` (None: a one-shot method). One per
+    segment: a controller that restarts finds which segments completed."""
+    return "result.json" if until_epoch is None else f"result-e{until_epoch}.json"
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
