@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _verdict import print_verdicts, verdict
 
-from launcher.asha import CONTINUE, DASHA_PRESET, Asha
+from launcher.engine.asha import CONTINUE, DASHA_PRESET, Asha
 
 TARGET_OCCUPANCY = {1: 120, 2: 60, 4: 30, 8: 15, 16: 7.5}  # ideal successive halving, docs/reference-protocol.md#asha
 OCCUPANCY_BAND = 0.15

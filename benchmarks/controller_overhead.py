@@ -3,13 +3,13 @@
 A real sweep (YAML -> load_sweep -> Controller(spec).run(), SQLite MLflow, journal, TwoPointsDE asks)
 of N `synthetic` trials that do no work (seconds_per_epoch 0, 1 epoch, no ASHA), 2 worker slots.
 Nothing in the library is replaced; two thin timers are wrapped around it:
-  * launcher.controller.make_executor -> the real executor (LocalExecutor) inside StampedExecutor, which
+  * launcher.engine.controller.make_executor -> the real executor (LocalExecutor) inside StampedExecutor, which
     time-stamps submit() / outcome() and the poll wait (from a poll() that found no ended job to the
     controller's next call on the executor: the controller sleeps the executor's poll_seconds there);
     every other attribute (poll_seconds, name, adopt, ...) is delegated to the real executor, so a new
     executor attribute needs no change here,
   * the Tracker methods the controller calls (MLflow writes; outermost calls only).
-Baseline, measured in the same run: a bare `python -c "import launcher.trial"` subprocess (median of 5).
+Baseline, measured in the same run: a bare `python -c "import launcher.job.trial"` subprocess (median of 5).
 
 Split of the steady wall time per trial W = (last ingest - first submit) / N:
   process start + import  = baseline / workers  (the slots start processes in parallel)
@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from _verdict import print_verdicts, verdict
 
-import launcher.controller as controller_mod
-from launcher.config import load_sweep
-from launcher.executors import LocalExecutor
+import launcher.engine.controller as controller_mod
+from launcher.backends.local import LocalExecutor
+from launcher.spec.load import load_sweep
 from launcher.tracking import Tracker
 
 TARGET_SECONDS = 0.5
@@ -161,7 +161,7 @@ def run_sweep(trials: int, workers: int) -> dict:
     finally:
         controller_mod.make_executor = real_make
     if not stamped:
-        raise SystemExit("the Controller no longer builds its executor with launcher.controller.make_executor: "
+        raise SystemExit("the Controller no longer builds its executor with launcher.engine.controller.make_executor: "
                          "update benchmarks/controller_overhead.py")
     ex = stamped[0]
     assert summary["done"] == trials and len(ex.ingests) == trials, summary
@@ -181,8 +181,8 @@ def main() -> int:
     print(f"{n} no-op synthetic trials (0 s/epoch, 1 epoch), backend local (submitit LocalExecutor), "
           f"{w} workers, poll interval={LocalExecutor.poll_seconds}s\n")
     bare = subprocess_seconds("pass", repeats)
-    baseline = subprocess_seconds("import launcher.trial", repeats)
-    with_submitit = subprocess_seconds("import submitit, submitit.core._submit, launcher.trial, "
+    baseline = subprocess_seconds("import launcher.job.trial", repeats)
+    with_submitit = subprocess_seconds("import submitit, submitit.core._submit, launcher.job.trial, "
                                        "launcher.methods.synthetic", repeats)
     r = run_sweep(n, w)
     per_trial = r["steady"] / n
@@ -193,7 +193,7 @@ def main() -> int:
 
     print(f"baseline subprocesses (median of {repeats}, same run):")
     print(f"  python -c pass                                         {bare * 1000:8.1f} ms")
-    print(f"  python -c 'import launcher.trial'       (the baseline)  {baseline * 1000:8.1f} ms")
+    print(f"  python -c 'import launcher.job.trial'       (the baseline)  {baseline * 1000:8.1f} ms")
     print(f"  + submitit + its job entry point + synthetic method    {with_submitit * 1000:8.1f} ms\n")
     print(f"controller run(): {r['total']:.2f} s in all; setup before the first submit {r['setup']:.2f} s; "
           f"first submit -> last ingest {r['steady']:.2f} s")

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _verdict import print_verdicts, skipped, verdict
 
-from launcher.epoch_loop import final_weights
 from launcher.methods.linear import LinearMethod
 from launcher.methods.params import METHOD_PARAMS
-from launcher.runtime import DistributedSpec
+from launcher.training.epoch_loop import final_weights
+from launcher.training.ranks import DistributedSpec
 from tasks.timeseries import load_forecast_task
 
 

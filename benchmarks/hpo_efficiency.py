@@ -1,4 +1,4 @@
-"""HPO efficiency: the default optimizer (launcher.space.DEFAULT_OPTIMIZER) + ASHA vs RandomSearch + ASHA.
+"""HPO efficiency: the default optimizer (launcher.spec.space.DEFAULT_OPTIMIZER) + ASHA vs RandomSearch + ASHA.
 
 Surrogate: REAL DLinear learning curves on ETTh1-96 (context 512), one per point of a grid over the
 dlinear search space (launcher.methods.params.DEFAULT_SPACES["dlinear"]), trained once with
@@ -7,11 +7,11 @@ benchmarks/data/dlinear_curves_etth1_96.json. lr and weight_decay use cell-centr
 grid point owns an equal slice of the log range); batch_size and moving_avg are covered exactly.
 A configuration is answered by its nearest grid point in normalized log coordinates.
 
-Simulation (no controller): SearchSpace/parse_domain + make_optimizer + launcher.asha.Asha, asynchronous
+Simulation (no controller): SearchSpace/parse_domain + make_optimizer + launcher.engine.asha.Asha, asynchronous
 with W workers, 1 time unit per epoch; a freed worker resumes a promoted trial first, else asks a new
 configuration; segments ending at the same time are ingested before slots refill (as the controller
 does); the optimizer is told Asha.fidelity_loss once per stopped/completed trial. Same trial budget for
-both arms. Every epoch reports best_val_mse (as the outbox does). Optimizer seeds follow launcher.plan:
+both arms. Every epoch reports best_val_mse (as the outbox does). Optimizer seeds follow launcher.engine.plan:
 sweep seed s -> the tuned arm gets s, the random arm s + 1 (--same-seed gives both s; then nevergrad's
 DE draws its initial population exactly as RandomSearch draws its first asks, and the arms differ
 only after DE's population of max(30, workers) is filled).
@@ -42,9 +42,9 @@ sys.path.insert(0, str(ROOT))
 
 from _verdict import print_verdicts, verdict
 
-from launcher.asha import CONTINUE, Asha, AshaConfig
+from launcher.engine.asha import CONTINUE, Asha, AshaConfig
 from launcher.methods.params import DEFAULT_SPACES
-from launcher.space import DEFAULT_OPTIMIZER, SearchSpace, make_optimizer, parse_domain
+from launcher.spec.space import DEFAULT_OPTIMIZER, SearchSpace, make_optimizer, parse_domain
 
 TABLE = ROOT / "benchmarks" / "data" / "dlinear_curves_etth1_96.json"
 TARGET_SAVING = 0.30
@@ -218,7 +218,7 @@ def main() -> int:
           f"median {statistics.median(finals):.4f}, worst {finals[-1]:.4f}")
     print(f"sweeps: {args.trials} trials, ASHA eta 2 grace 1 max_epochs {sur.epochs}, {args.workers} async workers, "
           f"{args.seeds} seeds; arms {args.optimizer} (seed s) vs RandomSearch "
-          f"(seed {'s' if args.same_seed else 's + 1, as launcher.plan'})\n")
+          f"(seed {'s' if args.same_seed else 's + 1, as launcher.engine.plan'})\n")
 
     header = (f"{'seed':>4} | {'RS best val':>11} {'test@best':>9} {'E_rs':>5} {'epochs':>6} | "
               f"{'OPT best val':>12} {'test@best':>9} {'E_opt':>5} {'epochs':>6} | {'saving':>7}")

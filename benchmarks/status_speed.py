@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _verdict import print_verdicts, verdict
 
-from launcher.progress import read_status, render_status
+from launcher.engine.progress import read_status, render_status
 
 TARGET_SECONDS = 1.0
 

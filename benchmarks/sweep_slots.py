@@ -3,7 +3,7 @@
 4 slots, 40 one-epoch `synthetic` trials whose durations cycle {1, 1, 1, 10} units by trial index
 (trial t000 -> 1, t001 -> 1, t002 -> 1, t003 -> 10, ...). The sweep itself is real (YAML ->
 load_sweep -> Controller(spec).run(), SQLite MLflow, journal, TwoPointsDE asks); only the backend is
-swapped: `launcher.controller.make_executor` is monkeypatched to a thread-per-job executor that runs
+swapped: `launcher.engine.controller.make_executor` is monkeypatched to a thread-per-job executor that runs
 the real `run_trial` with `seconds_per_epoch` set from the trial index (the sweep file cannot vary it
 per trial). Each job's life is stamped: submit -> job end -> noticed by poll -> outcome() (ingest).
 
@@ -38,11 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _verdict import print_verdicts, verdict
 
-import launcher.controller as controller_mod
-from launcher.config import load_sweep
-from launcher.executors import Handle, LocalExecutor, Outcome
+import launcher.engine.controller as controller_mod
+from launcher.backends.base import Handle, Outcome
+from launcher.backends.local import LocalExecutor
+from launcher.job.trial import run_trial
+from launcher.spec.load import load_sweep
 from launcher.tracking import Tracker
-from launcher.trial import run_trial
 
 SLOTS, TRIALS, CYCLE = 4, 40, (1, 1, 1, 10)
 TARGET_IDLE = 0.05
@@ -156,7 +157,7 @@ def measure_controller(unit: float, poll_seconds: float | None) -> dict:
         controller_mod.make_executor = saved
     jobs = list(executor.jobs.values())
     if not jobs:
-        raise SystemExit("the Controller no longer builds its executor with launcher.controller.make_executor: "
+        raise SystemExit("the Controller no longer builds its executor with launcher.engine.controller.make_executor: "
                          "update benchmarks/sweep_slots.py")
     assert summary["done"] == TRIALS and len(jobs) == TRIALS, summary
     t0 = min(j["submit"] for j in jobs)

@@ -10,8 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import stop
-from .errors import SpecError
+from launcher import stop
+from launcher.errors import SpecError
 
 EXIT_BAD_INPUT = 2
 EXIT_TRIALS_FAILED = 1
@@ -30,15 +30,15 @@ def _overrides(args: argparse.Namespace) -> dict | None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .config import load_sweep
+    from launcher.spec.load import load_sweep
 
     return _run(load_sweep(args.file, overrides=_overrides(args)), dry_run=args.dry_run,
                 epoch_minutes=args.epoch_minutes)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from .config import load_recorded_sweep, read_record
-    from .lock import sweep_lock
+    from launcher.engine.lock import sweep_lock
+    from launcher.spec.load import load_recorded_sweep, read_record
 
     folder = Path(args.dir)
     read_record(folder)                 # a sweep folder? (read only: nothing written before the lock)
@@ -48,10 +48,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
-    from .config import load_recorded_sweep, read_record
-    from .controller import Controller
-    from .lock import sweep_lock
-    from .report import write_report
+    from launcher.engine.controller import Controller
+    from launcher.engine.lock import sweep_lock
+    from launcher.report import write_report
+    from launcher.spec.load import load_recorded_sweep, read_record
 
     folder = Path(args.dir)
     read_record(folder)
@@ -65,11 +65,11 @@ def _cmd_repair(args: argparse.Namespace) -> int:
 
 
 def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, retry_failed: bool = False) -> int:
-    from .lock import sweep_lock
-    from .preflight import check_data
+    from launcher.engine.lock import sweep_lock
+    from launcher.engine.preflight import check_data
 
     if dry_run:
-        from .dry_run import describe_dry_run
+        from launcher.engine.dry_run import describe_dry_run
 
         try:
             check_data(spec)
@@ -79,7 +79,7 @@ def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, retry_failed: bool 
         print("\n(dry run: nothing written, nothing submitted)")
         return 0
     check_data(spec)
-    from .tracking import check_tracking
+    from launcher.tracking import check_tracking
 
     check_tracking(spec.tracking_uri())
     with sweep_lock(Path(spec.out)):    # one controller per folder; released by the kernel on kill -9
@@ -87,7 +87,7 @@ def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, retry_failed: bool 
 
 
 def _run_locked(spec, retry_failed: bool) -> int:
-    from .controller import Controller
+    from launcher.engine.controller import Controller
 
     print(f"sweep {spec.name}: results in {spec.out}", file=sys.stderr)
     summary = Controller(spec, retry_failed=retry_failed).run()
@@ -97,7 +97,7 @@ def _run_locked(spec, retry_failed: bool) -> int:
               f"(python -m launcher status {spec.out}; error.txt in each failed trial folder), fix the cause, then "
               f"run: python -m launcher resume {spec.out}", file=sys.stderr)
         return EXIT_PAUSED
-    from .report import write_report
+    from launcher.report import write_report
 
     print(write_report(Path(spec.out)))
     store = spec.tracking.uri or "sqlite:///" + str(Path(spec.out).resolve() / "mlflow.db")
@@ -107,17 +107,17 @@ def _run_locked(spec, retry_failed: bool) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import run_doctor
+    from launcher.backends.doctor import run_doctor
 
     return run_doctor()
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .progress import read_status, render_status
+    from launcher.engine.progress import read_status, render_status
 
     folder = Path(args.dir)
     if not (folder / "journal.jsonl").exists():
-        from .errors import SpecError as _SpecError
+        from launcher.errors import SpecError as _SpecError
 
         raise _SpecError(f"{folder} has no journal.jsonl: not a sweep folder, or the sweep never started",
                          hint="pass the output folder of `launcher sweep`")
@@ -126,7 +126,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from launcher.report import write_report
 
     print(write_report([Path(d) for d in args.dirs], references=[Path(f) for f in args.reference or ()],
                        baseline=args.baseline))
@@ -134,7 +134,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
-    from .ui import serve_until_signal, start_ui, stop_signals_interrupt
+    from launcher.ui import serve_until_signal, start_ui, stop_signals_interrupt
 
     try:
         # SIGTERM / SIGHUP act as Ctrl-C: the server (its own process group) never outlives this process.

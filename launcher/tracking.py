@@ -42,7 +42,7 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_root: Path | None = None):
         from mlflow.tracking import MlflowClient
 
-        from .stop import DeferredCalls
+        from launcher.stop import DeferredCalls
 
         self.uri = uri
         # every store call finishes before a Ctrl-C/SIGTERM lands (launcher.stop): no half-written commit
@@ -159,7 +159,7 @@ def check_tracking(uri: str, timeout_s: float = 10) -> None:
     import urllib.error
     import urllib.request
 
-    from .errors import SpecError
+    from launcher.errors import SpecError
 
     if not uri.lower().startswith(("http://", "https://")):
         return

@@ -23,9 +23,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .config import read_record
-from .errors import SpecError
-from .tracking import recorded_uri
+from launcher.errors import SpecError
+from launcher.spec.load import read_record
+from launcher.tracking import recorded_uri
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -30,8 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.training import (capture_rng_state, gather_channel_windows, load_newest_checkpoint,
-                             module_forecaster, restore_rng_state, save_checkpoint)
+from models.training import (
+    capture_rng_state,
+    gather_channel_windows,
+    load_newest_checkpoint,
+    module_forecaster,
+    restore_rng_state,
+    save_checkpoint,
+)
 from tasks.timeseries import ForecastTask, evaluate_forecaster
 
 

@@ -30,7 +30,7 @@ def python() -> str:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """The local test cluster (bash slurm/up.sh). Absent: skip, except under CI, where it is a failure."""
-    from launcher.slurm_resources import run_command
+    from launcher.backends.slurm_resources import run_command
 
     done = run_command(["scontrol", "ping"], timeout=10)
     if done.returncode != 0 or "is UP" not in done.stdout:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher import config
+from launcher.spec import sweep as config
 
 _Info = types.SimpleNamespace
 FAKE_DATASETS = {

@@ -132,7 +132,8 @@ def test_method_shares_the_horizon_independent_fit_across_trials(tmp_path):
 
     params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
     params.update(eval_stride=700, max_fit_rows=256)
-    quiet = lambda step, m: None
+    def quiet(step, m):
+        return None
 
     def run(horizon, cache_dir):
         method = get_method("auto_arima")

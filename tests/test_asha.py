@@ -14,7 +14,7 @@ import random
 import numpy as np
 import pytest
 
-from launcher.asha import COMPLETE, CONTINUE, DASHA_PRESET, STOP, Asha, AshaConfig
+from launcher.engine.asha import COMPLETE, CONTINUE, DASHA_PRESET, STOP, Asha, AshaConfig
 
 
 def reference_decision(earlier: list[float], value: float, eta: int, mode: str) -> str:

@@ -5,8 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.dash import (conv_pattern, extract_pattern, mixture_convs, search_pattern,
-                         searchable_convs, to_supernet)
+from models.dash import conv_pattern, extract_pattern, mixture_convs, search_pattern, searchable_convs, to_supernet
 from models.unet1d import UNet1D
 from models.unet2d import UNET2D_FULL, UNet2D
 from models.wrn1d import WRN1D

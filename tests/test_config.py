@@ -16,14 +16,30 @@ from pathlib import Path
 
 import pytest
 
-from launcher import config
-from launcher.config import (ExecutorSpec, MethodSpec, ReportSpec, SchedulerSpec, SearchSpec,
-                             SweepSpec, TaskSpec, TrackingSpec, load_sweep, spec_to_dict)
 from launcher.errors import SpecError
 from launcher.methods.params import METHOD_PARAMS
-
-from tests.spec_fixtures import (FAKE_DATASETS, _Info, HAVE_REAL_DATASETS, MINIMAL, datasets,  # noqa: F401 (fixtures)
-                                  layout, registry, write_spec)
+from launcher.spec import sweep as config
+from launcher.spec.load import load_sweep, record_as_sweep_file, spec_to_dict
+from launcher.spec.sweep import (
+    ExecutorSpec,
+    MethodSpec,
+    ReportSpec,
+    SchedulerSpec,
+    SearchSpec,
+    SweepSpec,
+    TaskSpec,
+    TrackingSpec,
+)
+from tests.spec_fixtures import (  # noqa: F401 (fixtures)
+    FAKE_DATASETS,
+    HAVE_REAL_DATASETS,
+    MINIMAL,
+    _Info,
+    datasets,
+    layout,
+    registry,
+    write_spec,
+)
 
 BAD = Path(__file__).parent / "bad_specs"
 BAD_SPECS = sorted(BAD.glob("*.yaml"))
@@ -296,7 +312,7 @@ def test_spec_to_dict_is_json_shaped_like_the_dataclasses(layout):
     minimal = spec_to_dict(load_sweep(write_spec(sweeps, MINIMAL, "minimal.yaml")))
     assert minimal["tracking"] == {"uri": None}
     # written back as a sweep file (methods as a mapping), it loads to the same spec
-    as_file = config.record_as_sweep_file(record, record["out"])
+    as_file = record_as_sweep_file(record, record["out"])
     again = load_sweep(write_spec(sweeps, json.dumps(as_file), "recorded.yaml"))  # JSON is YAML
     assert spec_to_dict(again) == {**record, "source": str(again.source)}
 

@@ -1,5 +1,5 @@
 """Sweep spec, the `search:` section and per-method search spaces: presets, defaults, overrides,
-domains checked against the declared params, and a cheap `launcher.config` import."""
+domains checked against the declared params, and a cheap `launcher.spec.sweep` import."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from launcher.config import MethodSpec, SchedulerSpec, SearchSpec, load_sweep, record_as_sweep_file, spec_to_dict
 from launcher.errors import SpecError
 from launcher.methods.params import DEFAULT_SPACES, METHOD_PARAMS, MULTI_FIDELITY
-from tests.spec_fixtures import (MINIMAL, datasets,  # noqa: F401 (fixtures)
-                                  layout, registry, write_spec)
-
+from launcher.spec.load import load_sweep, record_as_sweep_file, spec_to_dict
+from launcher.spec.sweep import MethodSpec, SchedulerSpec, SearchSpec
+from tests.spec_fixtures import MINIMAL, datasets, layout, registry, write_spec  # noqa: F401 (fixtures)
 
 # --------------------------------------------------------------------------------------------
 # search: and method spaces
@@ -51,7 +50,7 @@ def test_search_defaults(layout):
     assert spec.search == SearchSpec() and spec.search.scheduler == SchedulerSpec("asha", 2, 1, 20)
     assert (spec.search.preset, spec.search.trials, spec.search.epoch_budget) == (None, 20, None)
     assert (spec.search.random_control, spec.search.max_failure_rate, spec.search.seed) == (False, 0.5, 0)
-    from launcher.space import DEFAULT_OPTIMIZER
+    from launcher.spec.space import DEFAULT_OPTIMIZER
 
     assert spec.search.optimizer == DEFAULT_OPTIMIZER
     assert spec.search == load_sweep(write_spec(sweeps, MINIMAL + "search:\n", "empty.yaml")).search
@@ -166,9 +165,9 @@ def test_tuned_spec_to_dict_round_trips_as_json(layout):
 def test_config_import_and_plain_load_stay_cheap(tmp_path):
     """No Nevergrad for importing the config or loading a spec that names no optimizer."""
     path = write_spec(tmp_path, MINIMAL.replace("naive:", "dlinear:") + "search: {preset: dasha}\n")
-    code = ("import sys; from launcher import config; assert 'nevergrad' not in sys.modules; "
+    code = ("import sys; from launcher.spec import load, sweep as config; assert 'nevergrad' not in sys.modules; "
             "config.known_datasets = lambda: {'ETTh1': type('I', (), {'horizons': (96,), 'context': 96})}; "
-            f"spec = config.load_sweep({str(path)!r}); assert spec.methods[0].space; "
+            f"spec = load.load_sweep({str(path)!r}); assert spec.methods[0].space; "
             "assert 'nevergrad' not in sys.modules, 'nevergrad imported'")
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
                           capture_output=True, text=True)

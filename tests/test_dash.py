@@ -6,9 +6,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.dash import (MixtureConv, SearchableConv1d, SearchableConv2d, architecture_parameters,
-                         extract_pattern, fft_conv, normalize_architecture_gradients,
-                         receptive_field_penalty, search_pattern, to_supernet, weight_parameters)
+from models.dash import (
+    MixtureConv,
+    SearchableConv1d,
+    SearchableConv2d,
+    architecture_parameters,
+    extract_pattern,
+    fft_conv,
+    normalize_architecture_gradients,
+    receptive_field_penalty,
+    search_pattern,
+    to_supernet,
+    weight_parameters,
+)
 
 torch.set_num_threads(1)
 F64 = torch.float64

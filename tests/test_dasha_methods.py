@@ -11,14 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from launcher.config import load_sweep
-from launcher.epoch_loop import final_weights
 from launcher.methods import get_method
 from launcher.methods.backbone import INIT_WEIGHTS
 from launcher.methods.conv_backbones import lr_schedule, resolve_backbone
 from launcher.methods.dasha import PATTERN_FILE, cached_search
-from launcher.methods.params import (DEFAULT_SPACES, DETERMINISTIC, METHOD_DOMAINS, METHOD_KIND, METHOD_PARAMS,
-                                     MULTI_FIDELITY, OBJECTIVE)
+from launcher.methods.params import (
+    DEFAULT_SPACES,
+    DETERMINISTIC,
+    METHOD_DOMAINS,
+    METHOD_KIND,
+    METHOD_PARAMS,
+    MULTI_FIDELITY,
+    OBJECTIVE,
+)
+from launcher.spec.load import load_sweep
+from launcher.training.epoch_loop import final_weights
 from tasks.classification import ClassificationTask, DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]

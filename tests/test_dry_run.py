@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from launcher.__main__ import main
-from launcher.dry_run import normalize_paths
-from launcher.slurm_resources import ClusterLimits
+from launcher.backends.slurm_resources import ClusterLimits
+from launcher.engine.dry_run import normalize_paths
 
 GOLDEN = Path(__file__).parent / "golden" / "dry_run_slurm.txt"
 
@@ -83,8 +83,8 @@ def test_dry_run_of_a_cluster_sweep_without_local_data_warns_but_plans(tmp_path,
 
 
 def test_a_methods_resources_override_the_executor_defaults(tmp_path):
-    from launcher.slurm import SlurmExecutor, SlurmResources
-    from launcher.trial import TrialSpec
+    from launcher.backends.slurm import SlurmExecutor, SlurmResources
+    from launcher.job.trial import TrialSpec
 
     executor = SlurmExecutor(tmp_path, SlurmResources(partition="cpu", cpus_per_task=2, time_min=30),
                              limits=ClusterLimits())

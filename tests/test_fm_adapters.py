@@ -24,12 +24,17 @@ from torch import nn
 
 from models.fm import tiny
 from models.fm.base import (
-    ADAPTERS, FMCheckpointError, FMUnavailableError, Forecasting, ImageClassification, SequenceClassification,
-    UnknownAdapterError, load_adapter,
+    ADAPTERS,
+    FMCheckpointError,
+    FMUnavailableError,
+    Forecasting,
+    ImageClassification,
+    SequenceClassification,
+    UnknownAdapterError,
+    load_adapter,
 )
 from models.fm.dna import NucleotideKmerTokenizer, nt_vocabulary, one_hot_dna, sequences_from_one_hot
 from tasks.timeseries import load_forecast_task
-
 from tests.conftest import SHARED_DATA
 
 # The machine's 2 cores are shared: more than one intra-op thread makes tiny models ~50x slower.

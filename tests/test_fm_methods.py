@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from launcher.epoch_loop import final_weights
+from launcher.job.trial import TrialJob, TrialSpec
 from launcher.methods import get_method
 from launcher.methods.fm_common import stand_in_folder
 from launcher.methods.params import METHOD_PARAMS, method_objective
-from launcher.trial import TrialJob, TrialSpec
+from launcher.training.epoch_loop import final_weights
 from models.fm.base import load_adapter
 from tasks.timeseries import evaluate_forecaster, load_forecast_task
-
 from tests.conftest import SHARED_DATA
 
 # The machine's 2 cores are shared: more than one intra-op thread makes tiny models much slower.
@@ -146,8 +145,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("name, cpu", [("timeseries", True), ("genomics-cpu", True), ("satellite-cpu", True),
                                        ("genomics", False), ("satellite", False)])
 def test_sweep_files_carry_fm_rows(name, cpu):
-    from launcher.config import load_sweep
-    from launcher.plan import plan_studies
+    from launcher.engine.plan import plan_studies
+    from launcher.spec.load import load_sweep
 
     spec = load_sweep(ROOT / "sweeps" / f"{name}.yaml")
     row = next(m for m in spec.methods if m.name == "finetune")

@@ -1,7 +1,6 @@
 """Genomics tasks: real offline data (`tests.conftest.SHARED_DATA`/genomics, skipped when absent), every supported layout on generated
 fixtures, and one clear DatasetError per kind of bad input."""
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +9,6 @@ import pytest
 import tasks.genomics as genomics
 from tasks.classification import DatasetError, DatasetMissingError
 from tasks.genomics import GENOMICS_TASKS, NT_TASKS, load_genomics_task
-
 from tests.conftest import SHARED_DATA
 
 SHARED_GENOMICS = SHARED_DATA / "genomics"

@@ -14,8 +14,8 @@ import scipy.stats
 from launcher.__main__ import main
 from launcher.errors import SpecError
 from launcher.report import METRICS, Column, aggregates, load_reference, load_report, ranks, t_interval
-from launcher.report_plots import Figure, data_used, make_figures, training_observations
-from launcher.report_render import render_csv, render_html, render_markdown
+from launcher.report.plots import Figure, data_used, make_figures, training_observations
+from launcher.report.render import render_csv, render_html, render_markdown
 from launcher.tracking import Tracker, default_uri
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from launcher.__main__ import main
-from launcher.config import load_sweep, spec_to_dict
 from launcher.report import load_document, load_report
-from launcher.report_render import render_csv, render_markdown
+from launcher.report.render import render_csv, render_markdown
+from launcher.spec.load import load_sweep, spec_to_dict
 from launcher.tracking import Tracker, default_uri
 from tests.test_report import FIXED, GOLD_RUNS, check_golden, make_sweep
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -15,11 +14,12 @@ import pytest
 import submitit
 import torch
 
-from launcher.epoch_loop import final_weights
+from launcher.job.trial import Outbox, TrialJob, TrialSpec
 from launcher.methods.linear import LinearMethod
 from launcher.methods.params import METHOD_PARAMS
-from launcher.runtime import (CheckpointMismatch, DistributedSpec, checkpoint_folders, export_rank_environment)
-from launcher.trial import Outbox, TrialJob, TrialSpec
+from launcher.training.checkpoints import CheckpointMismatch, checkpoint_folders
+from launcher.training.epoch_loop import final_weights
+from launcher.training.ranks import DistributedSpec, export_rank_environment
 from tasks.timeseries import load_forecast_task
 
 PARAMS = {**{k: p.default for k, p in METHOD_PARAMS["linear"].items()}, "max_windows_per_epoch": 256, "dropout": 0.1}
@@ -130,7 +130,7 @@ def test_a_submitit_job_overrides_inherited_rank_variables(monkeypatch, tmp_path
     executor.update_parameters(timeout_min=2, tasks_per_node=1)
 
     def ranks() -> tuple[str, str]:
-        from launcher.runtime import export_rank_environment
+        from launcher.training.ranks import export_rank_environment
 
         export_rank_environment()
         return os.environ["RANK"], os.environ["WORLD_SIZE"]

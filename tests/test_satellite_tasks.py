@@ -4,7 +4,6 @@ import json
 import pickle
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +18,6 @@ from tasks.satellite import (
     random_flips_rot90,
 )
 from tasks.satellite_formats import read_images
-
 from tests.conftest import SHARED_DATA
 
 SHARED_SATELLITE = SHARED_DATA / "satellite"

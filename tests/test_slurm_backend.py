@@ -17,10 +17,17 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-import launcher.slurm as slurm
-from launcher.slurm import (ClusterLimits, SlurmExecutor, SlurmResources, classify_state, parse_config,
-                            plan_arrays, render_sbatch)
-from launcher.trial import TrialSpec, run_trial
+import launcher.backends.slurm as slurm
+from launcher.backends.slurm import (
+    ClusterLimits,
+    SlurmExecutor,
+    SlurmResources,
+    classify_state,
+    parse_config,
+    plan_arrays,
+    render_sbatch,
+)
+from launcher.job.trial import TrialSpec, run_trial
 
 # The job functions below run inside SLURM jobs, which cannot import this test module by name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher import doctor
-from launcher.slurm_resources import ClusterLimits
+from launcher.backends import doctor
+from launcher.backends.slurm_resources import ClusterLimits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_doctor_passes_on_the_test_cluster_and_reports_its_limits(slurm_cluster)
 def test_doctor_without_slurm_binaries_exits_2_and_says_why():
     # PATH holds only the venv: no sbatch, squeue, scontrol, sinfo (and no cluster needed)
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
-    done = subprocess.run([sys.executable, "-m", "launcher.doctor"], cwd=ROOT, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "launcher.backends.doctor"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "not on PATH" in done.stdout and "NOT usable" in done.stdout and "slurm/up.sh" in done.stdout

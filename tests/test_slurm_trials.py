@@ -18,9 +18,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from launcher.epoch_loop import final_weights
+from launcher.backends.slurm_resources import run_command
 from launcher.methods.linear import LinearMethod
-from launcher.slurm_resources import run_command
+from launcher.training.epoch_loop import final_weights
 from tasks.timeseries import load_forecast_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]

@@ -7,8 +7,14 @@ import statistics
 
 import pytest
 
-from launcher.space import (
-    DEFAULT_OPTIMIZER, Domain, SearchSpace, SpaceError, make_optimizer, optimizer_names, parse_domain,
+from launcher.spec.space import (
+    DEFAULT_OPTIMIZER,
+    Domain,
+    SearchSpace,
+    SpaceError,
+    make_optimizer,
+    optimizer_names,
+    parse_domain,
     parse_space,
 )
 

@@ -20,17 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from launcher.__main__ import main
-from launcher.config import (
-    EXECUTOR_KEYS,
-    SCHEDULER_KEYS,
-    SEARCH_KEYS,
-    TASK_KEYS,
-    TOP_KEYS,
-    SweepSpec,
-    load_sweep,
-)
 from launcher.errors import SpecError
 from launcher.methods.params import METHOD_PARAMS
+from launcher.spec.load import load_sweep
+from launcher.spec.sweep import EXECUTOR_KEYS, SCHEDULER_KEYS, SEARCH_KEYS, TASK_KEYS, TOP_KEYS, SweepSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))

@@ -6,8 +6,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from launcher.__main__ import main
-from launcher.asha import Asha, AshaConfig
-from launcher.progress import read_status, render_status
+from launcher.engine.asha import Asha, AshaConfig
+from launcher.engine.progress import read_status, render_status
 
 SYNTHETIC = """
 name: engine

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from launcher.engine.lock import LOCK_NAME, STALE_AFTER_S, SweepLock, sweep_lock
 from launcher.errors import SpecError
-from launcher.lock import LOCK_NAME, STALE_AFTER_S, SweepLock, sweep_lock
 
 
 def write_lease(folder, **fields):
@@ -23,7 +23,7 @@ def write_lease(folder, **fields):
 
 def test_another_process_holding_the_flock_is_named(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from launcher.lock import SweepLock\n"
+        "import sys, time; from pathlib import Path; from launcher.engine.lock import SweepLock\n"
         f"SweepLock(Path({str(tmp_path)!r})).acquire(); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -67,7 +67,7 @@ def test_the_lock_is_reentrant_in_one_process_and_held_until_the_outermost_relea
     inner.acquire()
     inner.release()
     probe = subprocess.run([sys.executable, "-c", (
-        "from pathlib import Path; from launcher.lock import SweepLock\n"
+        "from pathlib import Path; from launcher.engine.lock import SweepLock\n"
         f"SweepLock(Path({str(tmp_path)!r})).acquire()")], capture_output=True, text=True)
     assert probe.returncode != 0 and "in use by another controller" in probe.stderr
     outer.release()

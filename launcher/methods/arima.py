@@ -10,7 +10,7 @@ import hashlib
 import time
 from typing import Any
 
-from .base import Method, MethodResult, Report
+from launcher.methods.base import Method, MethodResult, Report
 
 
 class AutoARIMAMethod(Method):

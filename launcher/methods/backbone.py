@@ -31,7 +31,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import EpochMethod, MethodResult, Report
+from launcher.methods.base import EpochMethod, MethodResult, Report
 
 INIT_WEIGHTS = "init_weights.pt"
 
@@ -61,10 +61,10 @@ class BackboneMethod(EpochMethod):
                     report: Report) -> MethodResult:
         import torch
 
-        from ..epoch_loop import run_segment
-        from ..runtime import save_torch_atomic
-        from .classification_recipe import classification_recipe, headline_metrics
-        from .conv_backbones import build_backbone, lr_schedule, resolve_backbone
+        from launcher.methods.classification_recipe import classification_recipe, headline_metrics
+        from launcher.methods.conv_backbones import build_backbone, lr_schedule, resolve_backbone
+        from launcher.training.checkpoints import save_torch_atomic
+        from launcher.training.epoch_loop import run_segment
 
         trial_dir = Path(trial_dir)
         trial_dir.mkdir(parents=True, exist_ok=True)

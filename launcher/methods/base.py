@@ -1,7 +1,7 @@
 """The method seam: a recipe that fits a model family to a task and returns its scores.
 
 A method runs inside a trial job. It gets the loaded task, its resolved parameters (declared in
-`params.py`, validated by `launcher.config`) and a `report` callback that appends one line to the
+`params.py`, validated by `launcher.spec.sweep`) and a `report` callback that appends one line to the
 trial's outbox (the controller copies those lines into MLflow). It returns a `MethodResult`.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ class EpochMethod(ABC):
     name: str = ""
     needs_task = True
     cache_dir: Path | None = None
-    # How this trial's training is spread over ranks (launcher.runtime.DistributedSpec); set by the trial job.
+    # How this trial's training is spread over ranks (launcher.training.runtime.DistributedSpec); set by the trial job.
     distributed: Any = None
 
     @abstractmethod

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..epoch_loop import TrainingRecipe
+from launcher.training.epoch_loop import TrainingRecipe
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

@@ -35,21 +35,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .backbone import BackboneMethod
+from launcher.methods.backbone import BackboneMethod
+from launcher.training.checkpoints import write_json_atomic
 
 PATTERN_FILE = "dash_pattern.json"
 SEARCH_VERSION = 1   # bump when the search itself changes, so old cached patterns are not reused
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    from ..trial import write_json_atomic
-
-    write_json_atomic(path, payload)
-
-
 def search_settings(task, params: dict[str, Any], choice) -> dict[str, Any]:
     """Every setting the pattern depends on, defaults resolved (docs/reference-protocol.md#grad-scale, #defaults)."""
-    from .conv_backbones import search_defaults
+    from launcher.methods.conv_backbones import search_defaults
 
     base = search_defaults(choice, task.name)
     epochs = params["search_epochs"] if params.get("search_epochs") is not None else base.epochs
@@ -104,7 +99,7 @@ def cached_search(cache_root: Path, key: str, compute: Callable[[], dict]) -> tu
             if path.exists():                      # another trial searched while we waited
                 return json.loads(path.read_text()), False
             record = compute()
-            _write_json_atomic(path, record)
+            write_json_atomic(path, record)
             return record, True
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -115,9 +110,8 @@ def run_search(task, choice, settings: dict[str, Any], log: Callable[[str], None
     import torch
     import torch.nn.functional as F
 
+    from launcher.methods.conv_backbones import build_backbone
     from models.dash import search_pattern
-
-    from .conv_backbones import build_backbone
 
     x = torch.as_tensor(task.x_train, dtype=torch.float32)
     y = torch.as_tensor(task.y_train)
@@ -184,14 +178,14 @@ class DashaMethod(BackboneMethod):
         elif params.get("init_from") and (Path(params["init_from"]) / PATTERN_FILE).exists():
             record = json.loads((Path(params["init_from"]) / PATTERN_FILE).read_text())   # final retrain
             record["computed_here"] = False
-            _write_json_atomic(own, record)
+            write_json_atomic(own, record)
         else:
             settings = search_settings(task, params, choice)
             key = search_key(task, settings)
             cache_root = self.cache_dir if self.cache_dir is not None else Path(trial_dir) / "cache"
             record, computed_here = cached_search(cache_root, key, lambda: run_search(task, choice, settings))
             record = {**record, "key": key, "computed_here": computed_here}
-            _write_json_atomic(own, record)
+            write_json_atomic(own, record)
         pattern = [tuple(p) for p in record["pattern"]]
         settings = record["settings"]
         info = {"dash_pattern": " ".join(f"{k}/{d}" for k, d in pattern), "dash_search_seconds": record["search_seconds"],

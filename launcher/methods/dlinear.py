@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import EpochMethod, MethodResult, Report
+from launcher.methods.base import EpochMethod, MethodResult, Report
 
 
 class DLinearMethod(EpochMethod):

@@ -20,8 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .base import EpochMethod, MethodResult, Report
-from .fm_common import adapter_notes, load_fm, resolve_checkpoint, task_domain, with_adapter
+from launcher.methods.base import EpochMethod, MethodResult, Report
+from launcher.methods.fm_common import adapter_notes, load_fm, resolve_checkpoint, task_domain, with_adapter
 
 
 def _strided_eval(recipe, stride: int):
@@ -45,7 +45,7 @@ class FinetuneMethod(EpochMethod):
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:
-        from ..epoch_loop import run_segment
+        from launcher.training.epoch_loop import run_segment
 
         trial_dir = Path(trial_dir)
         params = with_adapter(params, task)
@@ -70,7 +70,7 @@ class FinetuneMethod(EpochMethod):
             # Headline test numbers: at the epoch with the best validation MSE (never chosen on test).
             metrics["test_mse"], metrics["test_mae"] = metrics["test_mse_at_best_val"], metrics["test_mae_at_best_val"]
         else:
-            from .classification_recipe import headline_metrics
+            from launcher.methods.classification_recipe import headline_metrics
 
             metrics = headline_metrics(metrics)
         adapter = built["adapter"]
@@ -91,13 +91,13 @@ class FinetuneMethod(EpochMethod):
                       seed=seed, max_epochs=schedule_epochs, optimizer="adamw", schedule="warmup_cosine",
                       identity={"params": dict(sorted(params.items()))})
         if task_domain(task) == "forecasting":
-            from .forecast_recipe import forecasting_recipe
+            from launcher.methods.forecast_recipe import forecasting_recipe
 
             recipe = forecasting_recipe(task, build_model, **common)
             return replace(recipe, warmup_epochs=params["warmup_epochs"],
                            max_batches_per_epoch=params["max_batches_per_epoch"],
                            loss=_on_model_device(recipe.loss), eval_step=_on_model_device(recipe.eval_step))
-        from .classification_recipe import classification_recipe
+        from launcher.methods.classification_recipe import classification_recipe
 
         return classification_recipe(task, build_model, warmup_epochs=params["warmup_epochs"],
                                      max_batches_per_epoch=params["max_batches_per_epoch"], **common)

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from launcher.training.epoch_loop import TrainingRecipe
 from models.training import gather_channel_windows
-
-from ..epoch_loop import TrainingRecipe
 
 
 def forecasting_recipe(task, build_model: Callable[[], nn.Module], *, lr: float, weight_decay: float,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from launcher.methods.base import Method, MethodResult, Report
 from models.autoar import AutoAR, reference_train_val
 from models.naive import naive_forecast, seasonal_naive_forecast
 from tasks.timeseries import DATASETS, ForecastTask, evaluate_forecaster
-
-from .base import Method, MethodResult, Report
 
 
 def _test_metrics(forecast, task: ForecastTask, *, window_stride: int = 1) -> dict[str, float]:

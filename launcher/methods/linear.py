@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .base import EpochMethod, MethodResult, Report
+from launcher.methods.base import EpochMethod, MethodResult, Report
 
 
 class LinearMethod(EpochMethod):
@@ -12,10 +12,9 @@ class LinearMethod(EpochMethod):
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:
+        from launcher.methods.forecast_recipe import forecasting_recipe
+        from launcher.training.epoch_loop import run_segment
         from models.linear import LinearForecaster
-
-        from ..epoch_loop import run_segment
-        from .forecast_recipe import forecasting_recipe
 
         recipe = forecasting_recipe(
             task, lambda: LinearForecaster(task.context, task.horizon, params["normalize_last"], params["dropout"]),

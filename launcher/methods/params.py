@@ -1,7 +1,7 @@
 """Declared parameters of every method, so a sweep file can be checked before anything runs.
 
 Each method lists the keys it accepts under `methods: {<name>: {...}}` in a sweep YAML, with the
-expected kind and default. `launcher.config` validates against this table; the method code reads
+expected kind and default. `launcher.spec.sweep` validates against this table; the method code reads
 the resolved values. Kept free of heavy imports (no torch, no models) so validation is instant.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ class Param:
     maximum: float | None = None
     nullable: bool = False
     # int kinds without a maximum: the largest sane value (only its own error mentions it);
-    # None: launcher.spec_types.MAX_INT
+    # None: launcher.spec.types.MAX_INT
     ceiling: int | None = None
 
 

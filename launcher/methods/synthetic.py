@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .base import EpochMethod, MethodResult, Report
+from launcher.methods.base import EpochMethod, MethodResult, Report
 
 
 def curve(x: float, y: float, seed: int, epoch: int) -> float:

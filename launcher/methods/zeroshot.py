@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Method, MethodResult, Report
-from .fm_common import adapter_notes, load_fm, resolve_checkpoint
+from launcher.methods.base import Method, MethodResult, Report
+from launcher.methods.fm_common import adapter_notes, load_fm, resolve_checkpoint
 
 
 class ZeroShotMethod(Method):

@@ -1,0 +1,1 @@
+"""The Python API (filled in by this change)."""

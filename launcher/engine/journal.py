@@ -1,0 +1,102 @@
+"""Append-only event log of a sweep: the source of truth for what ran and what finished.
+
+One JSON object per line, written with one `write` and fsynced per event. A controller killed at
+any moment leaves at most one torn last line (no newline at its end): readers ignore it, and the
+next controller cuts it off (`repair_tail`, kept aside in `journal.torn`) before it appends, so a
+new event never lands glued to half an old one. Any other line that is not a JSON event means the
+file was damaged by something else: the controller refuses to guess (`JournalError`, file:line),
+while the read-only views (`status`, `report`) skip it.
+
+Only the controller that holds the sweep folder's lock (`launcher.engine.lock`) appends.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from launcher.errors import SpecError
+
+
+class JournalError(SpecError):
+    """A damaged line in the middle of the journal (not a torn last line)."""
+
+
+class Journal:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def append(self, event: str, **fields: Any) -> None:
+        record = {"event": event, "time": time.time(), **fields}
+        data = (json.dumps(record, sort_keys=True, allow_nan=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def repair_tail(self) -> int:
+        """Cut a torn last line off (bytes after the last newline); returns how many bytes were cut.
+        The cut bytes are appended to `journal.torn` beside it, for forensics."""
+        if not self.path.exists():
+            return 0
+        with open(self.path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return 0
+            block = 1 << 16
+            end = size
+            while end > 0:                        # find the last newline, reading backwards
+                start = max(0, end - block)
+                fh.seek(start)
+                chunk = fh.read(end - start)
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    keep = start + cut + 1
+                    break
+                end = start
+            else:
+                keep = 0
+            if keep == size:
+                return 0
+            fh.seek(keep)
+            torn = fh.read()
+            with open(self.path.with_name(self.path.name.replace(".jsonl", "") + ".torn"), "ab") as side:
+                side.write(torn + b"\n")
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return size - keep
+
+    def replay(self, *, strict: bool = True) -> Iterator[dict]:
+        """The events in order. A torn last line is skipped; a damaged line elsewhere raises
+        `JournalError` naming the line (strict) or is skipped (strict=False, read-only views)."""
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    return                        # the torn last line of a killed writer
+                event = _parse(raw)
+                if event is None:
+                    if strict:
+                        raise JournalError(
+                            "damaged journal line (not a JSON event); the sweep cannot be replayed past it",
+                            file=str(self.path), line=number,
+                            hint="Restore the file from a backup, or delete that line to drop the event (the work "
+                                 "it recorded is then done again)")
+                    continue
+                yield event
+
+
+def _parse(raw: bytes) -> dict | None:
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return None
+    return event

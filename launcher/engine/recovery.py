@@ -1,0 +1,234 @@
+"""The controller's recovery half: what it does to pick up where a stopped controller left off.
+
+- `_replay`: rebuild studies, optimizers, ASHA rungs and queues from the journal, event by event;
+- `_adopt_orphans`: segments a killed controller left running (local processes, SLURM jobs) are
+  watched to their end, never started a second time;
+- `_rebuild` / `repair`: the journal is the source of truth; runs the MLflow store lost are made again
+  from it and from the trial folders;
+- `_retry_failed`: failed trials run again after their cause was fixed (`resume --retry-failed`);
+- `_set_aside`: a trial folder holding another configuration's result is moved away, never ingested.
+
+`Recovery` is mixed into `launcher.engine.controller.Controller` and works on its state (studies, queue,
+live jobs, journal, run ids); it is a file of its own so that the steady-state loop reads on its own.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher.backends.base import Handle, Outcome
+from launcher.engine.study import Study, TrialState
+from launcher.engine.sweep_runs import outbox_lines
+from launcher.job.trial import TrialSpec, result_name
+
+
+@dataclass
+class Live:
+    handle: Handle | None
+    trial: TrialState
+    until_epoch: int | None
+    ready: Outcome | None = None    # a segment found already completed on disk (after a crash)
+
+
+class Recovery:
+    # ------------------------------------------------------------------ rebuild (the journal is the truth)
+    def _rebuild(self, lost: list[str]) -> int:
+        """Recreate the runs the store lost, from the journal's history and the trial folders; the
+        runs it still has are re-parented when their parent was recreated. Returns runs created."""
+        for key in lost:
+            del self.run_ids[key]
+        created = len(self.run_ids)
+        self._sweep_and_study_runs()
+        trials = {t.trial_id: (s, t) for s in self.studies.values() for t in s.trials.values()}
+        for key in [k for k in lost if k.startswith("trial:")]:
+            found = trials.get(key[len("trial:"):])
+            if found is not None:
+                self._relog_trial(*found)
+        for key, run_id in self.run_ids.items():      # kept runs point at their (maybe new) parents
+            if key.startswith("trial:") and key[len("trial:"):] in trials:
+                parent = self.run_ids[trials[key[len("trial:"):]][0].plan.name]
+            elif key in self.studies:
+                parent = self.run_ids["sweep"]
+            else:
+                continue
+            if key not in lost:
+                self.tracker.set_tags(run_id, {"mlflow.parentRunId": parent})
+        return len(self.run_ids) - created
+
+    def _relog_trial(self, study: Study, trial: TrialState) -> None:
+        """A lost trial run, again: its params and tags, outbox curves, each ended segment, its end."""
+        submitted = self.jobs.get(trial.trial_id, {}).get("job_id", "rebuilt")
+        run_id = self._trial_run(study, trial, submitted)
+        trial_dir = self._trial_dir(trial)
+        copied = 0
+        for event in self.history.get(trial.trial_id, []):
+            if event["event"] == "segment_done":
+                lines = outbox_lines(trial_dir, event["lines"])
+                self.tracker.log_outbox_lines(run_id, lines[copied:])
+                result_file = trial_dir / result_name(event["until_epoch"])
+                result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
+                self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
+                                      result=result, result_file=result_file, new_lines=lines[copied:],
+                                      decision=event["decision"], asha=study.plan.asha is not None,
+                                      fallback_time=event["time"])
+                copied = max(copied, event["lines"])
+            elif event["event"] == "trial_failed" and not event["retry"]:
+                error_file = trial_dir / "error.txt"
+                self.runs.log_failure(run_id, error_file.read_text() if error_file.exists() else event["error"])
+            elif event["event"] == "retry_failed":
+                self.tracker.client.update_run(run_id, status="RUNNING")
+        self.tracker.log_outbox_lines(run_id, outbox_lines(trial_dir, trial.ingested_lines)[copied:])
+
+    # ------------------------------------------------------------------ replay
+    def _replay(self) -> int:
+        """Rebuild studies, optimizers, rungs and queues from the journal. Returns events replayed."""
+        in_flight: dict[str, int | None] = {}
+        owner: dict[str, Study] = {}
+        ingest_round: list[str] = []    # trials of the last ingest round not yet ingested
+        events = 0
+        for event in self.journal.replay():
+            events += 1
+            kind = event["event"]
+            if kind == "run_created":
+                self.run_ids[event["name"]] = event["run_id"]
+            elif kind == "asked":
+                study = self.studies[event["study"]]
+                owner[event["trial_id"]] = study
+                trial = study.replay_ask(event["trial_id"], event["params"])
+                in_flight[trial.trial_id] = study.first_target()   # asked: its first segment is due
+            elif kind == "final_asked":
+                study = self.studies[event["study"]]
+                owner[event["trial_id"]] = study
+                trial = study.add_final(event["trial_id"], event["params"], event["seed"])
+                in_flight[trial.trial_id] = study.plan.final_epochs
+            elif kind == "submitted":
+                trial = owner[event["trial_id"]].trials[event["trial_id"]]
+                self._unqueue(trial)
+                owner[event["trial_id"]].schedule(trial, event["until_epoch"])
+                in_flight[event["trial_id"]] = event["until_epoch"]
+                self.jobs[event["trial_id"]] = event
+            elif kind == "retry_failed":
+                for trial_id, until_epoch in event["segments"]:
+                    trial = owner[trial_id].trials[trial_id]
+                    self._retry(trial)
+                    in_flight[trial_id] = until_epoch
+                    self.history.setdefault(trial_id, []).append(event)
+            elif kind == "ingesting":
+                ingest_round = list(event["trial_ids"])
+            elif kind in ("segment_done", "trial_failed"):
+                # the segment ended: it is no longer running, nor waiting in an ingest round
+                if event["trial_id"] in ingest_round:
+                    ingest_round.remove(event["trial_id"])
+                study = owner[event["trial_id"]]
+                trial = study.trials[event["trial_id"]]
+                in_flight.pop(trial.trial_id, None)
+                self.jobs.pop(trial.trial_id, None)
+                self.history.setdefault(trial.trial_id, []).append(event)
+            if kind == "segment_done":
+                trial.ingested_lines = event["lines"]
+                trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
+                decision, next_epoch, loss = study.segment_done(trial, event["until_epoch"], event["metrics"],
+                                                                study.plan.objective)
+                self._after_decision(study, trial, decision, next_epoch, loss)
+            elif kind == "trial_failed":
+                if event["retry"]:
+                    trial.infra_retries += 1
+                    self.queue.appendleft((trial, event["until_epoch"]))
+                else:
+                    trial.status = "failed"
+                    trial.failed_at = event["until_epoch"]
+                    study.tell(trial, event["loss"])
+                    self.counts["failed"] += 1
+        # Killed between the final asks of one study: ask the rest now, as the next events would have.
+        for study in self.studies.values():
+            if study.final_trials():
+                for trial in self._ask_finals(study):
+                    owner[trial.trial_id] = study
+                    in_flight[trial.trial_id] = study.plan.final_epochs
+        # Segments that were running (or asked and not yet started) when the controller stopped
+        # go first, in their original order; one whose result file is already on disk is
+        # ingested instead of run again (see _submit).
+        for trial_id, until_epoch in reversed(list(in_flight.items())):
+            self.queue.appendleft((owner[trial_id].trials[trial_id], until_epoch))
+        # Killed halfway through ingesting a batch of ended segments: finish that batch before
+        # starting anything new, so asks and tells keep the order of an uninterrupted run.
+        self.restore_only = len(in_flight) if ingest_round else None
+        return events
+
+    def _retry(self, trial: TrialState) -> None:
+        """A failed trial runs its failed segment again (`resume --retry-failed`, after a fix)."""
+        trial.status = "running"
+        self.counts["failed"] -= 1
+
+    def _retry_failed(self) -> None:
+        failed = [t for s in self.studies.values() for t in s.trials.values() if t.status == "failed"]
+        if not failed:
+            return
+        segments = [(t.trial_id, t.failed_at) for t in failed]
+        self.journal.append("retry_failed", segments=segments)
+        for trial in failed:
+            self._retry(trial)
+            self.history.setdefault(trial.trial_id, []).append({"event": "retry_failed"})
+            self.queue.append((trial, trial.failed_at))
+            if f"trial:{trial.trial_id}" in self.run_ids:     # the same run goes on
+                self.tracker.client.update_run(self.run_ids[f"trial:{trial.trial_id}"], status="RUNNING")
+        self.echo(f"retrying {len(failed)} failed trial(s)")
+
+    def _set_aside(self, trial_dir: Path) -> None:
+        """A trial folder whose result belongs to another configuration (left by an older run under the
+        same trial id): moved aside, never ingested into this trial's run."""
+        target = trial_dir.with_name(f"{trial_dir.name}.stale-{int(time.time())}")
+        trial_dir.rename(target)
+        self.echo(f"warning: {trial_dir} held results of another configuration; moved to {target.name}")
+
+    def repair(self) -> dict:
+        """`launcher repair DIR`: rebuild the MLflow runs from the journal; run nothing."""
+        with self.lock:
+            self._start()
+            finished = any(e["event"] == "sweep_finished" for e in self.journal.replay())
+            self._connect()
+            lost = self.runs.missing()
+            created = self._rebuild(lost) if lost else 0
+            self.runs.close_orphans()
+            if finished:
+                self._finish_studies()
+        return {"runs_created": created, "runs_kept": len(self.run_ids) - created, "finished": finished}
+
+    def _adopt_orphans(self, executor) -> None:
+        """Segments a killed controller left running (local processes, SLURM jobs) are watched to
+        their end, not started a second time."""
+        adopt = getattr(executor, "adopt", None)
+        if adopt is None:
+            return
+        for trial, until_epoch in list(self.queue):
+            event = self.jobs.get(trial.trial_id)
+            if event is None or event.get("until_epoch") != until_epoch:
+                continue
+            handle = adopt(str(event["job_id"]), self._trial_spec(self.studies[trial.study], trial, until_epoch),
+                           event.get("job_folder"))
+            if handle is not None:
+                self._unqueue(trial)
+                self.live.append(Live(handle, trial, until_epoch))
+                if self.restore_only:
+                    self.restore_only -= 1
+                self.echo(f"adopted job {handle.job_id} of {trial.trial_id}, still running from before")
+        reap = getattr(executor, "reap_unknown", None)
+        if reap is not None:
+            reaped = reap({item.handle.job_id for item in self.live if item.handle is not None})
+            if reaped:
+                self.echo(f"stopped {reaped} job process(es) a killed controller started but never journalled")
+
+
+def same_configuration(result_file: Path, spec: TrialSpec) -> bool:
+    """Was this result produced by the configuration the journal says this trial has? (Paths that
+    follow the folder, like `init_from`, are left out: a moved folder changes them, not the meaning.)"""
+    try:
+        recorded = json.loads(result_file.read_text()).get("spec", {}).get("params", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    def strip(params: dict) -> str:
+        return json.dumps({k: v for k, v in params.items() if k != "init_from"}, sort_keys=True)
+
+    return isinstance(recorded, dict) and strip(recorded) == strip(spec.params)

@@ -1,0 +1,218 @@
+"""One study = one (task, method, arm) inside a sweep: its trials, optimizer and ASHA rungs.
+
+The study decides *what* runs next (a new configuration asked from Nevergrad, or nothing when its
+budget is spent) and *what a finished segment means* (continue to the next rung, stop, or
+complete). Every decision is also a journal event, and `replay_*` rebuilds the same state from
+those events, so a controller killed at any moment resumes where it was.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from launcher.engine.asha import Asha, AshaConfig
+from launcher.spec.space import SearchSpace, make_optimizer
+
+FAILURE_LOSS_MARGIN = 1.0   # a failed trial is told a loss worse than any trial that reported
+
+
+@dataclass
+class StudyPlan:
+    name: str                     # "ETTh1-96/dlinear" or "ETTh1-96/dlinear[random]"
+    slug: str                     # file-system safe: "ETTh1-96__dlinear" / "ETTh1-96__dlinear-random"
+    task: str
+    dataset: str
+    horizon: int
+    context: int
+    method: str
+    arm: str                      # "tuned", "random" (control arm) or "fixed" (nothing searched)
+    fixed_params: dict[str, Any]
+    space: SearchSpace | None     # None: nothing searched (fixed params, one trial per seed)
+    optimizer: str | None
+    trials: int                   # configurations to try (or seeds, when nothing is searched)
+    seeds: tuple[int, ...]
+    asha: AshaConfig | None       # None: one-shot method, or trained straight to max_epochs
+    epochs: int | None            # epochs of a fixed multi-fidelity trial (no ASHA)
+    epoch_budget: int | None      # optional cap on the epochs this study may train in total
+    objective: str | None = None  # validation metric the method reports per epoch
+    mode: str = "min"
+    optimizer_seed: int = 0
+    distributed: dict | None = None   # the method's `distributed` block (ranks per trial)
+    resources: dict | None = None     # the method's SLURM resource overrides
+    domain: str = "forecasting"       # the task's domain (tasks.registry)
+    final_epochs: int | None = None   # tuned studies: retrain the best configuration per seed for this long
+
+    @property
+    def column(self) -> str:
+        """The report column this study fills."""
+        return f"{self.method} (random search)" if self.arm == "random" else self.method
+
+
+@dataclass
+class TrialState:
+    trial_id: str
+    study: str
+    params: dict[str, Any]
+    seed: int
+    epochs_done: int = 0
+    scheduled_to: int = 0         # the furthest epoch a segment was submitted for
+    status: str = "running"       # running, stopped, complete, failed
+    candidate: Any = None         # the nevergrad candidate, for tell
+    infra_retries: int = 0
+    ingested_lines: int = 0
+    job_seconds: float = 0.0      # wall time of its completed segments
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    final: bool = False           # a final retrain of the study's best configuration (not a search trial)
+    failed_at: int | None = None  # the segment (target epoch) that failed, to run again on --retry-failed
+
+
+class Study:
+    def __init__(self, plan: StudyPlan, num_workers: int):
+        self.plan = plan
+        self.asha = Asha(plan.asha) if plan.asha else None
+        self.optimizer = None
+        if plan.space is not None:
+            self.optimizer = make_optimizer(plan.optimizer, plan.space, budget=plan.trials,
+                                            num_workers=num_workers, seed=plan.optimizer_seed)
+        self.trials: dict[str, TrialState] = {}
+        self.asked = 0
+        self.epochs_scheduled = 0
+
+    # -- what runs next ---------------------------------------------------------------------------
+    def can_ask(self) -> bool:
+        if self.asked >= self.plan.trials:
+            return False
+        budget = self.plan.epoch_budget
+        return budget is None or self.epochs_scheduled < budget
+
+    def ask(self) -> TrialState:
+        """A new trial: the optimizer's next configuration, or the next seed of a fixed method."""
+        index = self.asked
+        trial_id = f"{self.plan.slug}__t{index:03d}" if self.optimizer else f"{self.plan.slug}__s{self.plan.seeds[index]}"
+        if self.optimizer is not None:
+            candidate = self.optimizer.ask()
+            searched = self.plan.space.sample_to_params(candidate.value)
+            params = {**self.plan.fixed_params, **searched}
+        else:
+            candidate, params = None, dict(self.plan.fixed_params)
+        return self._add(trial_id, params, candidate)
+
+    def replay_ask(self, trial_id: str, params: dict[str, Any]) -> TrialState:
+        """Rebuild an ask from the journal: the optimizer asks again (same seed, same history),
+        and the journalled configuration wins if the two ever differ."""
+        candidate = None
+        if self.optimizer is not None:
+            candidate = self.optimizer.ask()
+            searched = {k: params[k] for k in self.plan.space.names}
+            if self.plan.space.sample_to_params(candidate.value) != searched:
+                candidate = self.optimizer.parametrization.spawn_child(new_value=searched)
+        return self._add(trial_id, params, candidate)
+
+    def _add(self, trial_id: str, params: dict[str, Any], candidate: Any) -> TrialState:
+        if self.optimizer is None:       # fixed parameters: one trial per seed
+            seed = self.plan.seeds[self.asked]
+            if "seed" in params:
+                params["seed"] = seed
+        else:                            # tuned: the seed is searched, or the sweep's first seed
+            seed = int(params.get("seed", self.plan.seeds[0]))
+        trial = TrialState(trial_id, self.plan.name, params, seed, candidate=candidate)
+        self.trials[trial_id] = trial
+        self.asked += 1
+        return trial
+
+    def first_target(self) -> int | None:
+        """The epoch a new trial trains to in its first segment (None: a one-shot method)."""
+        if self.asha is not None:
+            return self.asha.config.rungs()[0]
+        return self.plan.epochs
+
+    def schedule(self, trial: TrialState, until_epoch: int | None) -> None:
+        """Count epochs against the study's budget once, however often a segment is retried."""
+        if until_epoch is not None and until_epoch > trial.scheduled_to:
+            self.epochs_scheduled += until_epoch - trial.scheduled_to
+            trial.scheduled_to = until_epoch
+
+    # -- the final stage: retrain the best configuration once per seed ----------------------------
+    def search_trials(self) -> list[TrialState]:
+        return [t for t in self.trials.values() if not t.final]
+
+    def final_trials(self) -> list[TrialState]:
+        return [t for t in self.trials.values() if t.final]
+
+    def can_finalize(self) -> bool:
+        """The search is over (no more asks, every search trial ended) and its retrain has not started."""
+        if self.plan.final_epochs is None or self.optimizer is None or self.final_trials():
+            return False
+        if self.can_ask() or any(t.status == "running" for t in self.search_trials()):
+            return False
+        return self.best_trial() is not None
+
+    def final_params(self, seed: int, best_trial_dir: str, declared: set[str]) -> dict[str, Any]:
+        """The best configuration, re-seeded for one replicate (and told where its initial weights are)."""
+        best = self.best_trial()
+        params = dict(best.params)
+        if "final_seed" in declared:          # the seed is itself tuned (DASHA): keep it, vary the rest
+            params["final_seed"] = seed
+        elif "seed" in params and "seed" not in self.plan.space.names:
+            params["seed"] = seed
+        if "init_from" in declared:
+            params["init_from"] = best_trial_dir
+        return params
+
+    def add_final(self, trial_id: str, params: dict[str, Any], seed: int) -> TrialState:
+        trial = TrialState(trial_id, self.plan.name, dict(params), seed, final=True)
+        self.trials[trial_id] = trial
+        return trial
+
+    # -- what a finished segment means ------------------------------------------------------------
+    def segment_done(self, trial: TrialState, until_epoch: int | None, metrics: dict[str, float],
+                     objective: str | None) -> tuple[str, int | None, float | None]:
+        """Returns (decision, next target epoch, loss to tell). decision: continue / stop / complete."""
+        trial.last_metrics = metrics
+        if until_epoch is not None:
+            trial.epochs_done = until_epoch
+        if trial.final:                  # retrains are reported, never told to the optimizer
+            trial.status = "complete"
+            return "complete", None, None
+        if self.asha is None:
+            trial.status = "complete"
+            return "complete", None, self._loss_without_asha(metrics, objective)
+        value = metrics.get(objective, math.nan) if objective else math.nan
+        decision = self.asha.report(trial.trial_id, until_epoch, float(value))
+        if decision == "continue":
+            return decision, self.asha.next_epoch(trial.trial_id), None
+        trial.status = "complete" if decision == "complete" else "stopped"
+        return decision, None, self.asha.fidelity_loss(trial.trial_id)
+
+    def _loss_without_asha(self, metrics: dict[str, float], objective: str | None) -> float | None:
+        if self.optimizer is None or objective is None:
+            return None
+        value = float(metrics.get(objective, math.nan))
+        if not math.isfinite(value):
+            return self.failure_loss()
+        return value if self.plan.mode == "min" else -value
+
+    def failure_loss(self) -> float:
+        if self.asha is not None:
+            return float(len(self.asha.config.rungs())) + FAILURE_LOSS_MARGIN
+        return math.inf
+
+    def tell(self, trial: TrialState, loss: float | None) -> None:
+        if self.optimizer is not None and loss is not None and trial.candidate is not None:
+            self.optimizer.tell(trial.candidate, loss if math.isfinite(loss) else 1e12)
+
+    # -- results ----------------------------------------------------------------------------------
+    def best_trial(self) -> TrialState | None:
+        """The tuned study's pick, on validation only: with ASHA the best fidelity loss (highest
+        rung reached, then rank there); without, the best objective. None for fixed studies,
+        whose seeds are all reported."""
+        if self.optimizer is None:
+            return None
+        finished = [t for t in self.search_trials() if t.status in ("complete", "stopped")]
+        if not finished:
+            return None
+        if self.asha is not None:
+            return min(finished, key=lambda t: (self.asha.fidelity_loss(t.trial_id), t.trial_id))
+        sign = 1.0 if self.plan.mode == "min" else -1.0
+        return min(finished, key=lambda t: (sign * t.last_metrics.get(self.plan.objective, math.inf), t.trial_id))

@@ -1,0 +1,245 @@
+"""Reading sweep folders (sweep.json, plan.json, journal.jsonl, the MLflow store) and published numbers
+into a `report.Document`: one `report.Report` section per task domain present."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from launcher.engine.journal import Journal
+from launcher.errors import SpecError
+from launcher.methods.params import DETERMINISTIC, METHOD_KIND
+from launcher.report.model import (
+    DOMAINS,
+    TUNED_ARMS,
+    Cell,
+    Column,
+    Cost,
+    Document,
+    Reference,
+    Report,
+    registry_task_metric,
+)
+from launcher.spec.load import read_record
+from launcher.spec.sweep import record_task_names
+from launcher.tracking import Tracker, recorded_uri
+
+
+def _state(folder: Path) -> str:
+    """finished | paused | unfinished (running, or killed) from the journal's last lifecycle event."""
+    states = {"sweep_started": "unfinished", "sweep_finished": "finished", "paused": "paused"}
+    journal = folder / "journal.jsonl"
+    events = [e["event"] for e in Journal(journal).replay(strict=False)]
+    return next((states[e] for e in reversed(events) if e in states), "unfinished" if events else "unknown")
+
+
+def _load_sweep(folder: Path, index: int) -> dict:
+    spec = read_record(folder)
+    domain_of = {name: t.get("domain", "forecasting") for t in spec["tasks"] for name in record_task_names(t)}
+    tasks = list(domain_of)
+    if (folder / "plan.json").exists():
+        plan = json.loads((folder / "plan.json").read_text())
+    else:                          # a folder written before plan.json existed: one fixed column per method
+        plan = [{"task": t, "column": m["name"], "method": m["name"], "arm": "fixed", "trials": 1}
+                for t in tasks for m in spec["methods"]]
+    columns = {p["column"]: p["method"] for p in plan}
+    expected = {(p["task"], p["column"]): (p.get("arm", "fixed"), int(p.get("trials", 1))) for p in plan}
+    for task, _ in expected:
+        domain_of.setdefault(task, "forecasting")
+    metrics_of = {t: DOMAINS[domain_of[t]].metrics for t in domain_of}
+    cells = {(m.name, t, c): Cell() for t, c in expected for m in metrics_of[t]}
+    keys = {(domain_of[t], c) for t, c in expected}        # per (domain, column): size, notes and cost
+    params, notes, costs = ({k: set() for k in keys}, {k: set() for k in keys}, {k: Cost() for k in keys})
+    task_metrics: dict[str, str] = {}
+    state = _state(folder)
+    tracker = Tracker(recorded_uri(spec, folder), spec["name"])
+    for run in tracker.runs(kind="trial"):
+        tags, status, metrics = run.data.tags, run.info.status, run.data.metrics
+        task, column = tags.get("launcher.task"), tags.get("launcher.column", tags.get("launcher.method"))
+        if (task, column) not in expected:
+            continue
+        key = (domain_of[task], column)
+        cost, seconds = costs[key], float(metrics.get("job_seconds", metrics.get("wall_seconds", 0.0)))
+        gpus, cpus = float(tags.get("launcher.gpus") or 0), tags.get("launcher.cpus")
+        cost.runs, cost.failed = cost.runs + 1, cost.failed + (status == "FAILED")
+        cost.job_seconds, cost.untagged = cost.job_seconds + seconds, cost.untagged + (cpus is None)
+        if gpus > 0:
+            cost.gpu_seconds += seconds * gpus
+        else:
+            cost.cpu_seconds += seconds * float(cpus or 1)
+        counted = status == "FINISHED" and (expected[(task, column)][0] not in TUNED_ARMS
+                                            or tags.get("launcher.selected") == "true")
+        for metric in metrics_of[task]:
+            cell = cells[(metric.name, task, column)]
+            if counted and metric.name in metrics:
+                cell.values.append(float(metrics[metric.name]))
+            elif status == "FAILED":
+                cell.failed += 1
+        named = tags.get("launcher.metric") or run.data.params.get("metric")     # the run's own word, if any
+        if named and task not in task_metrics:
+            task_metrics[task] = named
+        if counted:
+            params[key].update([int(metrics["n_parameters"])] if "n_parameters" in metrics else [])
+            notes[key].update(filter(None, tags.get("launcher.notes", "").split(" | ")))
+    running = state in ("unfinished", "paused")
+    for (_, task, column), cell in cells.items():
+        arm, trials = expected[(task, column)]
+        if arm in TUNED_ARMS:      # failed trials of a tuned study do not fail its selected result
+            cell.failed, cell.pending = (0 if cell.values else cell.failed), int(running and not cell.values)
+        else:
+            cell.pending = max(0, trials - len(cell.values) - cell.failed) if running else 0
+    return {"index": index, "name": spec["name"], "state": state, "tasks": tasks, "domain_of": domain_of,
+            "columns": columns, "cells": cells, "params": params, "notes": notes, "costs": costs,
+            "task_metrics": task_metrics, "baseline": (spec.get("report") or {}).get("baseline"),
+            "task_sets": {c: {t for t, col in expected if col == c} for c in columns}}
+
+
+def load_reference(path: Path) -> list[Reference]:
+    """Published numbers from a YAML file (format: sweeps/reference/README.md); SpecError if malformed."""
+    import yaml
+
+    def bad(message: str, key: str | None = None) -> SpecError:
+        return SpecError(message, file=str(path), key=key, hint="see sweeps/reference/README.md for the format")
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise bad(f"cannot read reference file: {err}") from None
+    if not isinstance(doc, dict) or not isinstance((doc.get("source") or {}).get("citation"), str):
+        raise bad("expected a `source:` mapping with a `citation:` text", "source")
+    if not isinstance(doc.get("entries"), list) or not doc["entries"]:
+        raise bad("expected a non-empty `entries:` list", "entries")
+    known = list(dict.fromkeys(m.name for d in DOMAINS.values() for m in d.metrics))
+    found = []
+    for i, entry in enumerate(doc["entries"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("results"), dict):
+            raise bad("each entry needs `name:` and `results:` (task -> {metric: value})", f"entries[{i}]")
+        for task, values in entry["results"].items():
+            if not isinstance(values, dict) or any(m not in known or isinstance(v, bool) or not isinstance(v, (int, float))
+                                                   or not math.isfinite(v) for m, v in values.items()):
+                raise bad(f"expected {{metric: number}}, metrics among {sorted(known)}", f"entries[{i}].results.{task}")
+        results = {str(t): {m: float(v) for m, v in vs.items()} for t, vs in entry["results"].items()}
+        found.append(Reference(entry["name"], str(entry.get("kind", "supervised")), doc["source"]["citation"],
+                               str(entry.get("protocol", doc.get("protocol", ""))), Path(path).name, results,
+                               int(entry.get("decimals", doc.get("decimals", 3))), entry.get("pretraining_observations")))
+    return found
+
+
+def _columns(sweeps: list[dict]) -> tuple[list[Column], dict]:
+    """Report columns of several sweeps, and (sweep index, sweep column) -> report column name."""
+    owners: dict[str, list[dict]] = {}
+    for s in sweeps:
+        for name in s["columns"]:
+            owners.setdefault(name, []).append(s)
+    columns, label_of = [], {}
+    for name, group in owners.items():
+        sets = [s["task_sets"][name] for s in group]
+        merge = sum(map(len, sets)) == len(set().union(*sets)) and len({s["columns"][name] for s in group}) == 1
+        for s in group:
+            label = name if merge else f"{name} [{s['name']}]"
+            if not merge and any(c.name == label for c in columns):    # two sweeps of the same name
+                label = f"{name} [{s['name']} #{s['index'] + 1}]"
+            label_of[(s["index"], name)] = label
+            if not merge or s is group[0]:
+                method = s["columns"][name]
+                columns.append(Column(label, method, METHOD_KIND.get(method, "?"), method in DETERMINISTIC))
+    return columns, label_of
+
+
+def _pick(own: list[Column], wanted: str) -> str | None:
+    """A column of that name, else the first column running that method."""
+    return next((c.name for c in own if c.name == wanted), None) or next((c.name for c in own if c.method == wanted), None)
+
+
+def _baseline(section: Report, wanted: str | None) -> str | None:
+    """The section's baseline column: `wanted` (--baseline, else a sweep's report.baseline) where the section
+    has it, else the domain's default; remarks say when `wanted` was not taken as given."""
+    own, where = section.own(), f" in the {section.info.title.lower()} section" if section.domain != "forecasting" else ""
+    chosen = _pick(own, wanted) if wanted else None
+    if chosen and chosen != wanted:
+        section.remarks.append(f"baseline `{wanted}` is a method of several columns{where}: % improvement is over "
+                               f"`{chosen}`.")
+    if chosen is None:
+        chosen = next((c for c in (_pick(own, d) for d in section.info.baselines) if c), None)
+        if wanted:
+            section.remarks.append(f"baseline `{wanted}` is not a column{where or ' of this report'}: % improvement "
+                                   + (f"is over the domain's default `{chosen}`." if chosen else "is not shown."))
+    return chosen
+
+
+def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (), baseline: str | None = None
+                  ) -> Document:
+    folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
+    sweeps = [_load_sweep(f, i) for i, f in enumerate(folders)]
+    domain_of = {t: d for s in sweeps for t, d in s["domain_of"].items()}
+    tasks = list(dict.fromkeys(t for s in sweeps for t in s["tasks"]))
+    forecasting = [t for t in tasks if domain_of[t] == "forecasting"]
+    datasets = list(dict.fromkeys(t.rsplit("-", 1)[0] for t in forecasting))    # rows: dataset, then horizon
+    forecasting.sort(key=lambda t: (datasets.index(t.rsplit("-", 1)[0]), int(t.rsplit("-", 1)[1])
+                                    if t.rsplit("-", 1)[-1].isdigit() else 0))
+    rows = {d: forecasting if d == "forecasting" else [t for t in tasks if domain_of[t] == d] for d in DOMAINS}
+    present = [d for d in DOMAINS if rows[d]] or ["forecasting"]
+    columns, label_of = _columns(sweeps)
+    cells, task_sets, costs, params, notes, task_metrics = {}, {c.name: set() for c in columns}, {}, {}, {}, {}
+    for s in sweeps:
+        for name, label in ((n, label_of[(s["index"], n)]) for n in s["columns"]):
+            task_sets[label] |= s["task_sets"][name]
+        for (domain, name), cost in s["costs"].items():
+            key = (domain, label_of[(s["index"], name)])
+            params.setdefault(key, set()).update(s["params"][(domain, name)])
+            notes.setdefault(key, set()).update(s["notes"][(domain, name)])
+            for attr, value in vars(cost).items():
+                setattr(costs.setdefault(key, Cost()), attr, getattr(costs[key], attr) + value)
+        for (metric, task, name), cell in s["cells"].items():
+            cells[(metric, task, label_of[(s["index"], name)])] = cell
+        for task, metric in s["task_metrics"].items():
+            task_metrics.setdefault(task, metric)
+    state = [(s["name"], s["state"]) for s in sweeps]
+    sections = []
+    for d in present:
+        info, mine = DOMAINS[d], rows[d]
+        cols = [c for c in columns if task_sets[c.name] & set(mine)] if d != "forecasting" or len(present) > 1 \
+            else list(columns)
+        sections.append(Report(state, mine, cols, cells, {c.name: params.get((d, c.name), set()) for c in cols},
+                               {c.name: costs.get((d, c.name), Cost()) for c in cols},
+                               {c.name: notes.get((d, c.name), set()) for c in cols}, None, [], info.metrics, [], d,
+                               {t: task_metrics.get(t) or registry_task_metric(t, d) for t in mine if d != "forecasting"}))
+    remarks, refs = [], [r for path in references for r in load_reference(path)]
+    for ref in refs:
+        column = Column(f"published: {ref.name}", ref.name, f"published ({ref.kind})", reference=ref)
+        outside = sorted(set(ref.results) - set(tasks))
+        if outside:
+            remarks.append(f"`{column.name}` also publishes {len(outside)} task(s) outside this report's rows "
+                           f"({', '.join(outside)}): not shown.")
+        for section in sections:   # in each section with one of its tasks (a forecasting-only report: always)
+            if not set(ref.results) & set(section.tasks) and len(sections) > 1:
+                continue
+            section.columns.append(column)
+            section.references.append(ref)
+            section.n_parameters[column.name], section.notes[column.name] = set(), set()
+            for task in section.tasks:
+                for m in section.metrics:
+                    value = ref.results.get(task, {}).get(m.name)
+                    cells[(m.name, task, column.name)] = Cell([] if value is None else [value], published=True)
+    for section in sections:       # a task another sweep brought in, never planned for this column: missing
+        for key in ((m.name, t, c.name) for m in section.metrics for t in section.tasks for c in section.columns):
+            cells.setdefault(key, Cell())
+    wanted = baseline or next((s["baseline"] for s in sweeps if s["baseline"]), None)
+    for section in sections:
+        section.baseline = _baseline(section, wanted)
+    if baseline and not any(_pick(s.own(), baseline) for s in sections):
+        raise SpecError(f"--baseline {baseline!r} is not a column of this report", key="--baseline",
+                        hint=f"choose one of: {', '.join(dict.fromkeys(c.name for s in sections for c in s.own()))}")
+    return Document(state, sections, refs, remarks)
+
+
+def load_report(folders: Sequence[Path] | Path, references: Sequence[Path] = (), baseline: str | None = None,
+                domain: str | None = None) -> Report:
+    """One domain's section (default: the first present), with the report-wide remarks ahead of its own."""
+    doc = load_document(folders, references, baseline)
+    section = next((s for s in doc.sections if domain in (None, s.domain)), None)
+    if section is None:
+        raise ValueError(f"no {domain} tasks in this report; domains: {', '.join(s.domain for s in doc.sections)}")
+    return replace(section, remarks=doc.remarks + section.remarks)
