@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _verdict import print_verdicts, skipped, verdict
 
 from launcher.methods.linear import LinearMethod
-from launcher.methods.params import METHOD_PARAMS
+from launcher.methods.registry import method_class
 from launcher.training.epoch_loop import final_weights
 from launcher.training.ranks import DistributedSpec
 from tasks.timeseries import load_forecast_task
@@ -34,7 +34,7 @@ from tasks.timeseries import load_forecast_task
 def train(task, folder: Path, until: int, distributed: DistributedSpec | None) -> dict:
     method = LinearMethod()
     method.distributed = distributed
-    params = {**{k: p.default for k, p in METHOD_PARAMS["linear"].items()}, "max_windows_per_epoch": 4096,
+    params = {**{k: p.default for k, p in method_class("linear").params.items()}, "max_windows_per_epoch": 4096,
               "dropout": 0.1}
     return method.run_segment(task, params, folder, until, lambda *a: None).metrics
 

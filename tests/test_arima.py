@@ -105,11 +105,11 @@ def test_resolve_season_length():
 
 def test_method_runs_on_embedded_etth1_with_stride_and_fit_rows():
     from launcher.methods import get_method
-    from launcher.methods.params import DETERMINISTIC, METHOD_KIND, METHOD_PARAMS
+    from launcher.methods.registry import method_class
     from tasks.timeseries import load_forecast_task
 
-    assert METHOD_KIND["auto_arima"] == "baseline" and "auto_arima" in DETERMINISTIC
-    params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
+    assert method_class("auto_arima").kind == "baseline" and method_class("auto_arima").deterministic
+    params = {name: p.default for name, p in method_class("auto_arima").params.items()}
     params.update(eval_stride=700, max_fit_rows=256)
     task = load_forecast_task("ETTh1", 24)
     lines = []
@@ -127,10 +127,10 @@ def test_method_runs_on_embedded_etth1_with_stride_and_fit_rows():
 
 def test_method_shares_the_horizon_independent_fit_across_trials(tmp_path):
     from launcher.methods import get_method
-    from launcher.methods.params import METHOD_PARAMS
+    from launcher.methods.registry import method_class
     from tasks.timeseries import load_forecast_task
 
-    params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
+    params = {name: p.default for name, p in method_class("auto_arima").params.items()}
     params.update(eval_stride=700, max_fit_rows=256)
     def quiet(step, m):
         return None

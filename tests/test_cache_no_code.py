@@ -35,10 +35,10 @@ ARIMA_PARAMS = {"eval_stride": 700, "max_fit_rows": 256}
 
 def _arima_run(cache_dir, horizon=24):
     from launcher.methods import get_method
-    from launcher.methods.params import METHOD_PARAMS
+    from launcher.methods.registry import method_class
     from tasks.timeseries import load_forecast_task
 
-    params = {name: p.default for name, p in METHOD_PARAMS["auto_arima"].items()}
+    params = {name: p.default for name, p in method_class("auto_arima").params.items()}
     params.update(ARIMA_PARAMS)
     method = get_method("auto_arima")
     method.cache_dir = cache_dir
@@ -116,10 +116,10 @@ def _finetune_hyenadna(task, cache, trial_dir, **overrides):
     import torch
 
     from launcher.methods import get_method
-    from launcher.methods.params import METHOD_PARAMS
+    from launcher.methods.registry import method_class
 
     torch.set_num_threads(1)
-    params = {**{k: p.default for k, p in METHOD_PARAMS["finetune"].items()}, "adapter": "hyenadna",
+    params = {**{k: p.default for k, p in method_class("finetune").params.items()}, "adapter": "hyenadna",
               "stand_in": "tiny", "epochs": 1, "warmup_epochs": 0, "batch_size": 16, "max_batches_per_epoch": 2,
               **overrides}
     method = get_method("finetune")

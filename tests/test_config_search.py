@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import SpecError
-from launcher.methods.params import DEFAULT_SPACES, METHOD_PARAMS, MULTI_FIDELITY
+from launcher.methods.registry import builtin_methods, method_class
 from launcher.spec.load import load_sweep, record_as_sweep_file, spec_to_dict
 from launcher.spec.sweep import MethodSpec, SchedulerSpec, SearchSpec
 from tests.spec_fixtures import MINIMAL, datasets, layout, registry, write_spec  # noqa: F401 (fixtures)
@@ -78,7 +78,7 @@ def test_explicit_search_and_space(layout):
                              "weight_decay": {"float": [0, 0.01]}}
     assert isinstance(dlinear.space["lr"]["log"][0], float)  # YAML 1.1 reads 1e-5 as a string
     assert dlinear.params == {"batch_size": 64, "seed": 0, "max_windows_per_epoch": None}
-    assert synthetic.space == {} and set(synthetic.params) == set(METHOD_PARAMS["synthetic"])
+    assert synthetic.space == {} and set(synthetic.params) == set(method_class("synthetic").params)
     assert spec.search == SearchSpec(preset="dasha", optimizer="TwoPointsDE", trials=30,
                                      epoch_budget=400, random_control=True, max_failure_rate=0.25,
                                      seed=7, scheduler=SchedulerSpec("asha", 3, 1, 27))
@@ -88,20 +88,20 @@ def test_default_space_for_tuned_methods(layout):
     sweeps, _ = layout
     spec = load_sweep(write_spec(sweeps, MINIMAL.replace("naive:", "dlinear:\n  synthetic: {space: null}")))
     dlinear, synthetic = spec.methods
-    assert dlinear.space == DEFAULT_SPACES["dlinear"] and dlinear.space is not DEFAULT_SPACES["dlinear"]
-    assert set(dlinear.params) == set(METHOD_PARAMS["dlinear"]) - set(DEFAULT_SPACES["dlinear"])
-    assert synthetic.space == DEFAULT_SPACES["synthetic"]
+    assert dlinear.space == method_class("dlinear").default_space and dlinear.space is not method_class("dlinear").default_space
+    assert set(dlinear.params) == set(method_class("dlinear").params) - set(method_class("dlinear").default_space)
+    assert synthetic.space == method_class("synthetic").default_space
     # a param fixed in the file leaves the default space (it is not searched)
     spec = load_sweep(write_spec(sweeps, MINIMAL.replace("naive:", "dlinear: {lr: 0.01}"), "fixed.yaml"))
     assert "lr" not in spec.methods[0].space and spec.methods[0].params["lr"] == 0.01
-    assert set(spec.methods[0].space) == set(DEFAULT_SPACES["dlinear"]) - {"lr"}
+    assert set(spec.methods[0].space) == set(method_class("dlinear").default_space) - {"lr"}
 
 
 def test_every_default_space_validates_as_a_written_space(layout):
-    """DEFAULT_SPACES must pass the checks a user's `space` gets (guards params.py edits)."""
+    """Every default_space must pass the checks a user's `space` gets (guards edits of the method classes)."""
     sweeps, _ = layout
-    assert set(DEFAULT_SPACES) <= set(MULTI_FIDELITY)
-    methods = {name: {"space": DEFAULT_SPACES.get(name, {})} for name in sorted(MULTI_FIDELITY)}
+    assert all(c.multi_fidelity for c in builtin_methods().values() if c.default_space)
+    methods = {name: {"space": c.default_space} for name, c in sorted(builtin_methods().items()) if c.multi_fidelity}
     text = MINIMAL.replace("methods:\n  naive:\n", "") + "methods: " + json.dumps(methods) + "\n"
     text = text.replace("  - dataset: ETTh1\n", "  - dataset: ETTh1\n  - dataset: prom_300_tata\n  - dataset: brazilian_coffee_scenes\n")
     spec = load_sweep(write_spec(sweeps, text))

@@ -15,15 +15,7 @@ from launcher.methods import get_method
 from launcher.methods.backbone import INIT_WEIGHTS
 from launcher.methods.conv_backbones import lr_schedule, resolve_backbone
 from launcher.methods.dasha import PATTERN_FILE, cached_search
-from launcher.methods.params import (
-    DEFAULT_SPACES,
-    DETERMINISTIC,
-    METHOD_DOMAINS,
-    METHOD_KIND,
-    METHOD_PARAMS,
-    MULTI_FIDELITY,
-    OBJECTIVE,
-)
+from launcher.methods.registry import method_class
 from launcher.spec.load import load_sweep
 from launcher.training.epoch_loop import final_weights
 from tasks.classification import ClassificationTask, DatasetError
@@ -66,7 +58,7 @@ def image_task(n=48, size=16, seed=0) -> ClassificationTask:
 
 
 def params_of(name: str, **overrides) -> dict:
-    params = {k: p.default for k, p in METHOD_PARAMS[name].items()}
+    params = {k: p.default for k, p in method_class(name).params.items()}
     params.update(overrides)
     return params
 
@@ -87,17 +79,21 @@ def run(name, task, trial_dir, until, cache=None, **overrides):
 # ------------------------------------------------------------------------------------------- declarations
 def test_declarations_follow_the_final_stage_contract():
     for name in ("backbone", "dasha"):
-        params = METHOD_PARAMS[name]
+        params = method_class(name).params
         assert params["final_seed"].nullable and params["final_seed"].default is None
         assert params["init_from"].nullable and params["init_from"].default is None
-        assert name in MULTI_FIDELITY and name not in DETERMINISTIC
-        assert METHOD_KIND[name] == "supervised" and METHOD_DOMAINS[name] == ("genomics", "satellite")
-        assert OBJECTIVE[name] == ("best_val_score", "max")
-        assert set(DEFAULT_SPACES[name]) == {"seed", "lr", "dropout", "weight_decay", "momentum"}
+        assert method_class(name).multi_fidelity and not method_class(name).deterministic
+        assert method_class(name).kind == "supervised" and method_class(name).domains == ("genomics", "satellite")
+        assert method_class(name).objective == ("best_val_score", "max")
+        assert set(method_class(name).default_space) == {"seed", "lr", "dropout", "weight_decay", "momentum"}
 
 
 @pytest.mark.parametrize("sweep", ["genomics", "satellite", "genomics-cpu", "satellite-cpu"])
 def test_sweep_files_validate(sweep):
+    from tests.conftest import SHARED_DATA
+
+    if sweep.endswith("-cpu") and not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} (the CPU sweep's data_root) not present")
     spec = load_sweep(ROOT / "sweeps" / f"{sweep}.yaml")
     assert spec.seeds == (0, 1, 2) or list(spec.seeds) == [0, 1, 2]
     assert {"dasha", "backbone"} <= {m.name for m in spec.methods}   # FM columns may sit beside them

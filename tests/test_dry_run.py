@@ -22,7 +22,7 @@ tasks:
     horizons: [96]
 methods:
   naive: {{}}
-  synthetic:
+  linear:
     distributed: {{strategy: ddp, ranks: 2}}
     resources: {{gpus_per_node: 2, mem: 8G}}
 search:
@@ -61,7 +61,7 @@ def test_dry_run_is_stable_writes_nothing_and_submits_nothing(tmp_path, monkeypa
     text = normalize_paths(capsys.readouterr().out).replace(str(tmp_path), "<tmp>")
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, "the dry run wrote files"
     assert not sbatch_spy.exists(), "the dry run called sbatch"
-    # upper bound by hand: synthetic = 6 trials x 4 epochs + 2 seeds x 5 final epochs = 34 epochs x 6 min x 2 GPUs
+    # upper bound by hand: linear = 6 trials x 4 epochs + 2 seeds x 5 final epochs = 34 epochs x 6 min x 2 GPUs
     assert f"GPU-hours upper bound: {34 * 6 * 2 / 60:.1f}" in text
     # the first wave of 5 trials fits arrays of at most MaxArraySize 3
     assert "arrays of [3, 2]" in text

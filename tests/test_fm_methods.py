@@ -17,7 +17,7 @@ import torch
 from launcher.job.trial import TrialJob, TrialSpec
 from launcher.methods import get_method
 from launcher.methods.fm_common import stand_in_folder
-from launcher.methods.params import METHOD_PARAMS, method_objective
+from launcher.methods.registry import method_class
 from launcher.training.epoch_loop import final_weights
 from models.fm.base import load_adapter
 from tasks.timeseries import evaluate_forecaster, load_forecast_task
@@ -26,7 +26,7 @@ from tests.conftest import SHARED_DATA
 # The machine's 2 cores are shared: more than one intra-op thread makes tiny models much slower.
 torch.set_num_threads(1)
 
-FINETUNE = {k: p.default for k, p in METHOD_PARAMS["finetune"].items()}
+FINETUNE = {k: p.default for k, p in method_class("finetune").params.items()}
 CHEAP = {"stand_in": "tiny", "lr": 3e-3, "warmup_epochs": 0, "epochs": 3, "batch_size": 16}
 needs_shared = pytest.mark.skipif(not (SHARED_DATA / "genomics").is_dir() or not (SHARED_DATA / "satellite").is_dir(),
                                   reason=f"{SHARED_DATA} not present")
@@ -102,7 +102,7 @@ def test_zeroshot_fracast_beats_naive_on_etth1():
 
     task = load_forecast_task("ETTh1", 24, context=512)
     method = get_method("zeroshot")
-    result = method.run(task, {**{k: p.default for k, p in METHOD_PARAMS["zeroshot"].items()}, "eval_stride": 240},
+    result = method.run(task, {**{k: p.default for k, p in method_class("zeroshot").params.items()}, "eval_stride": 240},
                         lambda *a: None)
     naive = evaluate_forecaster(lambda x: naive_forecast(x, task.horizon), task.test, task.context, task.horizon,
                                 window_stride=240)
@@ -117,7 +117,7 @@ def test_zeroshot_refuses_a_checkpoint_whose_head_does_not_fit(etth1, tmp_path):
 
     folder = tiny.write_tiny_checkpoint("patchtst", tmp_path / "h48", context_length=etth1.context, prediction_length=48)
     (folder / "README.txt").unlink()         # pose as a real checkpoint: a stand-in may be scored as it is
-    params = {**{k: p.default for k, p in METHOD_PARAMS["zeroshot"].items()}, "adapter": "patchtst",
+    params = {**{k: p.default for k, p in method_class("zeroshot").params.items()}, "adapter": "patchtst",
               "checkpoint": str(folder), "eval_stride": 64}
     with pytest.raises(ValueError, match="not zero-shot"):
         get_method("zeroshot").run(etth1, params, lambda *a: None)
@@ -133,10 +133,10 @@ def test_finetune_without_a_checkpoint_says_where_to_get_one(etth1, tmp_path):
 
 
 def test_objective_follows_the_task_domain():
-    assert method_objective("finetune", "forecasting") == ("best_val_mse", "min")
-    assert method_objective("finetune", "genomics") == ("best_val_score", "max")
-    assert method_objective("linear", "forecasting") == ("best_val_mse", "min")
-    assert method_objective("zeroshot", "forecasting") == (None, "min")
+    assert method_class("finetune").objective_for("forecasting") == ("best_val_mse", "min")
+    assert method_class("finetune").objective_for("genomics") == ("best_val_score", "max")
+    assert method_class("linear").objective_for("forecasting") == ("best_val_mse", "min")
+    assert method_class("zeroshot").objective_for("forecasting") == (None, "min")
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,6 +148,8 @@ def test_sweep_files_carry_fm_rows(name, cpu):
     from launcher.engine.plan import plan_studies
     from launcher.spec.load import load_sweep
 
+    if name.endswith("-cpu") and not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} (the CPU sweep's data_root) not present")
     spec = load_sweep(ROOT / "sweeps" / f"{name}.yaml")
     row = next(m for m in spec.methods if m.name == "finetune")
     if cpu:      # offline from a fresh clone: the stand-in, written on demand
@@ -158,7 +160,7 @@ def test_sweep_files_carry_fm_rows(name, cpu):
         assert f"--local-dir checkpoints/{folder.name}" in (ROOT / "README.md").read_text()
     studies = [s for s in plan_studies(spec) if s.method == "finetune"]
     domain = spec.tasks[0].domain
-    assert studies and all((s.objective, s.mode) == method_objective("finetune", domain) for s in studies)
+    assert studies and all((s.objective, s.mode) == method_class("finetune").objective_for(domain) for s in studies)
 
 
 # ---------------------------------------------------------------------------------------- classification

@@ -16,13 +16,13 @@ import torch
 
 from launcher.job.trial import Outbox, TrialJob, TrialSpec
 from launcher.methods.linear import LinearMethod
-from launcher.methods.params import METHOD_PARAMS
+from launcher.methods.registry import method_class
 from launcher.training.checkpoints import CheckpointMismatch, checkpoint_folders
 from launcher.training.epoch_loop import final_weights
 from launcher.training.ranks import DistributedSpec, export_rank_environment
 from tasks.timeseries import load_forecast_task
 
-PARAMS = {**{k: p.default for k, p in METHOD_PARAMS["linear"].items()}, "max_windows_per_epoch": 256, "dropout": 0.1}
+PARAMS = {**{k: p.default for k, p in method_class("linear").params.items()}, "max_windows_per_epoch": 256, "dropout": 0.1}
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from launcher.__main__ import main
 from launcher.errors import SpecError
-from launcher.methods.params import METHOD_PARAMS
+from launcher.methods.registry import builtin_methods
 from launcher.spec.load import load_sweep
 from launcher.spec.sweep import EXECUTOR_KEYS, SCHEDULER_KEYS, SEARCH_KEYS, TASK_KEYS, TOP_KEYS, SweepSpec
 
@@ -110,7 +110,7 @@ def mutated_sweep(draw) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------ documents
 
 schema_keys = st.sampled_from(sorted({*TOP_KEYS, *TASK_KEYS, *EXECUTOR_KEYS, *SEARCH_KEYS, *SCHEDULER_KEYS,
-                                      *METHOD_PARAMS, *(p for ps in METHOD_PARAMS.values() for p in ps),
+                                      *builtin_methods(), *(p for c in builtin_methods().values() for p in c.params),
                                       "space", "log", "int", "float", "choice", "uri", "baseline"}))
 leaves = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
                    st.floats(allow_nan=True), st.text(max_size=30), st.sampled_from(["ETTh1", "naive", "dlinear"]))

@@ -35,7 +35,7 @@ from launcher.engine.study import Study, TrialState
 from launcher.engine.sweep_runs import SweepRuns, result_time
 from launcher.engine.trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
 from launcher.job.trial import TrialSpec, result_name
-from launcher.methods.params import METHOD_KIND, METHOD_PARAMS
+from launcher.methods.registry import method_class
 from launcher.spec.load import spec_to_dict
 from launcher.spec.sweep import SweepSpec
 from launcher.tracking import Tracker, default_uri, relocate_artifacts
@@ -91,7 +91,7 @@ class Controller(Recovery):
             if plan.name not in self.run_ids:
                 tags = {**self.common_tags, "launcher.study": plan.name, "launcher.task": plan.task,
                         "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
-                        "launcher.method_kind": METHOD_KIND[plan.method]}
+                        "launcher.method_kind": plan.kind}
                 params = {"optimizer": plan.optimizer, "trials": plan.trials,
                           "space": plan.space.to_dict() if plan.space else None,
                           "asha": vars(plan.asha) if plan.asha else None}
@@ -112,7 +112,7 @@ class Controller(Recovery):
         tags = {**self.common_tags, "launcher.study": plan.name, "launcher.trial": trial.trial_id,
                 "launcher.task": plan.task, "launcher.dataset": plan.dataset, "launcher.horizon": plan.horizon,
                 "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
-                "launcher.method_kind": METHOD_KIND[plan.method], "launcher.seed": trial.seed,
+                "launcher.method_kind": plan.kind, "launcher.seed": trial.seed,
                 "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial)),
                 "launcher.cpus": threads_per_trial(self.spec, plan), "launcher.gpus": gpus_per_trial(self.spec, plan),
                 "launcher.final": str(trial.final).lower()}
@@ -171,7 +171,7 @@ class Controller(Recovery):
     def _ask_finals(self, study: Study) -> list[TrialState]:
         """The final retrains not asked yet (all of them, or those a killed controller did not get to)."""
         best = study.best_trial()
-        declared = set(METHOD_PARAMS.get(study.plan.method, {}))
+        declared = set(method_class(study.plan.implementation).params)
         asked = {t.trial_id for t in study.final_trials()}
         trials = []
         for seed in self.spec.seeds:

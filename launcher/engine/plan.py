@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from launcher.engine.asha import AshaConfig
 from launcher.engine.study import StudyPlan
-from launcher.methods.params import DETERMINISTIC, MULTI_FIDELITY, method_domains, method_objective
+from launcher.methods.registry import method_class
 from launcher.spec.space import SearchSpace, parse_domain
 from launcher.spec.sweep import SweepSpec
 
@@ -29,17 +29,18 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
         horizons = task.horizons if task.domain == "forecasting" else (0,)
         for horizon, task_name in zip(horizons, task.names()):
             for method in spec.methods:
-                if task.domain not in method_domains(method.name):
+                cls = method_class(method.method)
+                if task.domain not in cls.domains:
                     continue
                 space = _search_space(getattr(method, "space", None))
-                epochs = search.scheduler.max_epochs if method.name in MULTI_FIDELITY else None
-                objective, mode = method_objective(method.name, task.domain)
+                epochs = search.scheduler.max_epochs if cls.multi_fidelity else None
+                objective, mode = cls.objective_for(task.domain)
                 asha = None
                 if space is not None and epochs is not None and search.scheduler.type == "asha":
                     asha = AshaConfig(eta=search.scheduler.eta, grace=search.scheduler.grace,
                                       max_epochs=search.scheduler.max_epochs, mode=mode)
                 if space is None:
-                    seeds = spec.seeds[:1] if method.name in DETERMINISTIC else spec.seeds
+                    seeds = spec.seeds[:1] if cls.deterministic else spec.seeds
                     arms = [("fixed", None, len(seeds))]
                 else:
                     seeds = spec.seeds[:1]
@@ -58,5 +59,6 @@ def plan_studies(spec: SweepSpec) -> list[StudyPlan]:
                         optimizer_seed=search.seed + (1 if arm == "random" else 0),
                         distributed=method.distributed, resources=method.resources, domain=task.domain,
                         final_epochs=search.final_epochs if space is not None and epochs is not None else None,
+                        implementation=method.method, kind=cls.kind, deterministic=cls.deterministic,
                     ))
     return studies

@@ -23,12 +23,14 @@ def check_data(spec: SweepSpec) -> None:
 
     Forecasting: each file is read once (however many tasks and horizons use it) by the loader the trials
     use, and every task is built from it in memory (split sizes for its context and every horizon, z-scoring),
-    so a dirty or short file is one `SpecError` naming the file, line and column. Genomics: the split files
+    so a dirty or short file is one `SpecError` naming the file, line and column (a task with its own date
+    column or channels reads its file so; the spec validation already read it once). Genomics: the split files
     are parsed and their labels checked (bases and lengths are checked by the trials' one-hot encoding, which
     holds the whole task in memory). Satellite: the folder is only found; images are read by the trials.
     Nothing is cached on disk.
     """
     from tasks.classification import DatasetError
+    from tasks.timeseries import DATASETS as BUILT_IN
     from tasks.timeseries import (
         DatasetFormatError,
         DatasetNotFoundError,
@@ -37,14 +39,19 @@ def check_data(spec: SweepSpec) -> None:
         find_dataset_file,
         load_forecast_task,
         load_series,
+        task_split_sizes,
+        user_series,
     )
 
-    forecast_files: dict[Path, tuple[Path, list]] = {}     # resolved file -> (file, its tasks)
+    # (resolved file, how it is read) -> (file, its tasks)
+    forecast_files: dict[tuple, tuple[Path, list]] = {}
     for task in spec.tasks:
         try:
             if task.domain == "forecasting":
                 file = Path(task.path) if task.path else find_dataset_file(task.dataset, spec.data_root)
-                forecast_files.setdefault(file.resolve(), (file, []))[1].append(task)
+                reading = (task.dataset not in BUILT_IN or task.date_column is not None, task.date_column,
+                           task.target_channels)
+                forecast_files.setdefault((file.resolve(), reading), (file, []))[1].append(task)
             elif task.domain == "genomics":
                 _check_genomics_files(task, spec)
             else:
@@ -54,13 +61,19 @@ def check_data(spec: SweepSpec) -> None:
         except (DatasetNotFoundError, DatasetError) as err:
             raise SpecError(str(err), file=str(spec.source), key=f"tasks[{task.dataset}]",
                             hint="set data_root in the sweep file or LAUNCHER_DATA_ROOT") from None
-    for file, tasks in forecast_files.values():
+    for (_, (user, date_column, channels)), (file, tasks) in forecast_files.items():
         task = tasks[0]
         try:
-            series = load_series(file)
+            channels = None if channels is None else list(channels)
+            series = user_series(file, date_column=date_column, target_channels=channels) if user else \
+                load_series(file, target_channels=channels)
             for task in tasks:
-                check_task_fits(task.dataset, file, len(series.values), task.context, task.horizons)
-                load_forecast_task(task.dataset, min(task.horizons), context=task.context, path=file, series=series)
+                own = task.split() is not None or task.dataset not in BUILT_IN
+                sizes = task_split_sizes(task.dataset, file, series, task.split()) if own else None
+                check_task_fits(task.dataset, file, len(series.values), task.context, task.horizons,
+                                sizes=sizes, split=task.split())
+                load_forecast_task(task.dataset, min(task.horizons), context=task.context, path=file, series=series,
+                                   split=task.split(), freq=task.freq)
         except TaskSizeError as err:
             raise SpecError(err.detail, file=str(spec.source), key=f"tasks[{task.dataset}]",
                             hint=err.hint) from None
@@ -74,7 +87,7 @@ def check_data(spec: SweepSpec) -> None:
 def _check_genomics_files(task, spec: SweepSpec) -> None:
     """Parse a genomics task's files and check their labels, as the trials' loader does first."""
     from tasks.genomics import IENHANCER_LABELS, find_task_files, genomics_task_info
-    from tasks.genomics_formats import read_ienhancer, read_split
+    from tasks.genomics_formats import read_ienhancer, read_split, read_task_table
 
     layout, files = find_task_files(task.dataset, spec.data_root, task.path)
     n_classes = genomics_task_info(task.dataset).n_classes
@@ -82,6 +95,8 @@ def _check_genomics_files(task, spec: SweepSpec) -> None:
         labels = IENHANCER_LABELS[task.dataset]
         splits = [read_ienhancer({stem: files[f"{split}_{stem}"] for stem in labels}, labels)
                   for split in ("train", "test")]
+    elif layout == "table":    # one table of many tasks: this task's rows
+        splits = list(read_task_table(files["table"], task.dataset).values())
     else:
         splits = [read_split(file) for file in files.values()]
     for split in splits:
@@ -123,7 +138,8 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     columns = [{"study": s.name, "task": s.task, "column": s.column, "method": s.method, "arm": s.arm,
-                "trials": s.trials, "objective": s.objective, "mode": s.mode}
+                "trials": s.trials, "objective": s.objective, "mode": s.mode,
+                "implementation": s.implementation, "kind": s.kind, "deterministic": s.deterministic}
                for s in studies]
     (out / "plan.json").write_text(json.dumps(columns, indent=2))
     # Written in the file's key order (a search space's order is part of what the optimizer sees),

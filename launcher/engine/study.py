@@ -25,7 +25,7 @@ class StudyPlan:
     dataset: str
     horizon: int
     context: int
-    method: str
+    method: str                   # the method row's name (its report column): "dlinear", "wrn"
     arm: str                      # "tuned", "random" (control arm) or "fixed" (nothing searched)
     fixed_params: dict[str, Any]
     space: SearchSpace | None     # None: nothing searched (fixed params, one trial per seed)
@@ -42,6 +42,13 @@ class StudyPlan:
     resources: dict | None = None     # the method's SLURM resource overrides
     domain: str = "forecasting"       # the task's domain (tasks.registry)
     final_epochs: int | None = None   # tuned studies: retrain the best configuration per seed for this long
+    implementation: str = ""          # what runs: a registered method name or a class's import path
+    kind: str = "supervised"          # the method's kind (its class declares it): the report's label
+    deterministic: bool = False       # same result for every seed (run once)
+
+    def __post_init__(self):
+        if not self.implementation:
+            self.implementation = self.method
 
     @property
     def column(self) -> str:

@@ -45,13 +45,17 @@ def gpus_per_trial(spec: SweepSpec, plan: StudyPlan) -> int:
 def build_trial_spec(spec: SweepSpec, plan: StudyPlan, trial: TrialState, until_epoch: int | None,
                      trial_dir: Path) -> TrialSpec:
     task = _task_of(spec, plan)
-    options = {} if task is None or task.domain == "forecasting" else \
-        {"max_train": task.max_train, "val_fraction": task.val_fraction}
+    if task is None:
+        options = {}
+    elif task.domain == "forecasting":   # a user's own file: date column, channels, split, season
+        options = {k: v for k, v in task.forecast_options().items() if v is not None}
+    else:
+        options = {"max_train": task.max_train, "val_fraction": task.val_fraction}
     params = dict(trial.params)
     if params.get("init_from") and not Path(params["init_from"]).is_absolute():   # relative to the sweep folder
         params["init_from"] = str(Path(spec.out) / params["init_from"])
     return TrialSpec(trial_id=trial.trial_id, study=plan.name, dataset=plan.dataset, horizon=plan.horizon,
-                     context=plan.context, method=plan.method, params=params, seed=trial.seed,
+                     context=plan.context, method=plan.implementation, params=params, seed=trial.seed,
                      trial_dir=str(trial_dir), data_root=str(spec.data_root) if spec.data_root else None,
                      data_path=str(task.path) if task is not None and task.path else None,
                      threads=threads_per_trial(spec, plan), until_epoch=until_epoch,

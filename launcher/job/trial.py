@@ -21,7 +21,7 @@ from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
-from launcher.training.checkpoints import write_json_atomic
+from launcher.training.files import write_json_atomic
 
 
 @dataclass(frozen=True)

@@ -1,51 +1,16 @@
-"""Methods bind `models/` to the trial runtime. Look one up by the name used in sweep files."""
+"""Methods bind `models/` to the trial runtime: one file per method, one class per method, and the
+class declares what it is (base.py `Declaration`). `registry.py` finds them: built-in, installed plugins
+(entry points `launcher.methods`) and classes named by import path in a sweep row.
+
+May import: launcher.training, launcher.errors, models, tasks (torch and models inside `run` only, so
+validating a sweep stays cheap). Never: launcher.job, launcher.backends, launcher.engine, launcher.spec,
+mlflow, nevergrad.
+"""
 from __future__ import annotations
 
-from launcher.methods.base import EpochMethod, Method, MethodResult
-from launcher.methods.params import METHOD_PARAMS, method_names
+from launcher.methods.base import Declaration, EpochMethod, Method, MethodResult, Report
+from launcher.methods.params import Param
+from launcher.methods.registry import PluginError, get_method, method_class, method_names
 
-
-def get_method(name: str) -> Method | EpochMethod:
-    # Imported here, not at module load: the CLI validates specs without paying for numpy/torch,
-    # and a synthetic trial never imports them.
-    if name == "synthetic":
-        from launcher.methods.synthetic import SyntheticMethod
-
-        return SyntheticMethod()
-    if name == "dlinear":
-        from launcher.methods.dlinear import DLinearMethod
-
-        return DLinearMethod()
-    if name == "linear":
-        from launcher.methods.linear import LinearMethod
-
-        return LinearMethod()
-    if name == "backbone":
-        from launcher.methods.backbone import BackboneMethod
-
-        return BackboneMethod()
-    if name == "dasha":
-        from launcher.methods.dasha import DashaMethod
-
-        return DashaMethod()
-    if name == "finetune":
-        from launcher.methods.finetune import FinetuneMethod
-
-        return FinetuneMethod()
-    if name == "zeroshot":
-        from launcher.methods.zeroshot import ZeroShotMethod
-
-        return ZeroShotMethod()
-    if name == "auto_arima":
-        from launcher.methods.arima import AutoARIMAMethod
-
-        return AutoARIMAMethod()
-    from launcher.methods.forecasting import AutoARMethod, FracastMethod, NaiveMethod, SeasonalNaiveMethod
-
-    registry = {cls.name: cls for cls in (AutoARMethod, NaiveMethod, SeasonalNaiveMethod, FracastMethod)}
-    if name not in registry:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(registry))}")
-    return registry[name]()
-
-
-__all__ = ["EpochMethod", "Method", "MethodResult", "METHOD_PARAMS", "get_method", "method_names"]
+__all__ = ["Declaration", "EpochMethod", "Method", "MethodResult", "Param", "PluginError", "Report", "get_method",
+           "method_class", "method_names"]

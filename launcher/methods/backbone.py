@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.methods.base import EpochMethod, MethodResult, Report
+from launcher.methods.params import ASHA_DASHA_SPACE, CONV_BACKBONE_PARAMS
 
 INIT_WEIGHTS = "init_weights.pt"
 
@@ -49,6 +50,12 @@ def _is_main_rank() -> bool:
 
 class BackboneMethod(EpochMethod):
     name = "backbone"
+    kind = "supervised"
+    domains = ("genomics", "satellite")
+    params = dict(CONV_BACKBONE_PARAMS)
+    default_space = ASHA_DASHA_SPACE
+    objective = ("best_val_score", "max")
+    strategies = ("none", "ddp", "deepspeed")
 
     # ------------------------------------------------------------------------ hook for dasha
     def kernel_pattern(self, task, params: dict[str, Any], choice, trial_dir: Path

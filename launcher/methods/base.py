@@ -1,15 +1,23 @@
 """The method seam: a recipe that fits a model family to a task and returns its scores.
 
-A method runs inside a trial job. It gets the loaded task, its resolved parameters (declared in
-`params.py`, validated by `launcher.spec.sweep`) and a `report` callback that appends one line to the
-trial's outbox (the controller copies those lines into MLflow). It returns a `MethodResult`.
+A method is one class, and the class says everything the launcher must know before anything runs
+(`Declaration`): its name, kind, task domains, parameters with defaults (`params.Param`), default
+search space, validation objective, whether it is deterministic, the `distributed` strategies it
+supports and default SLURM resources. `registry.py` collects the classes; a user's own method is any
+subclass of `Method` / `EpochMethod` named by import path (`my_pkg.fm:MyMethod`) or entry point.
+
+A method runs inside a trial job. It gets the loaded task, its resolved parameters (validated by
+`launcher.spec` against `params`) and a `report` callback that appends one line to the trial's outbox
+(the controller copies those lines into MLflow). It returns a `MethodResult`.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
+
+from launcher.methods.params import Param
 
 Report = Callable[[int, dict[str, float]], None]
 
@@ -22,10 +30,38 @@ class MethodResult:
     notes: list[str] = field(default_factory=list)  # caveats the report must show (leakage, subsampling)
 
 
-class Method(ABC):
+KINDS = ("supervised", "baseline", "fine-tuned FM", "zero-shot FM", "benchmark")
+DOMAINS = ("forecasting", "genomics", "satellite")
+STRATEGIES = ("none", "ddp", "deepspeed")
+
+
+class Declaration:
+    """What a method class declares, read by the spec checks, the planner and the report without
+    running (or importing the heavy parts of) the method. Class attributes, not instance state."""
+
+    name: ClassVar[str] = ""                       # the name sweep files use: `methods: {<name>: {...}}`
+    kind: ClassVar[str] = "supervised"             # one of KINDS: the report's label
+    domains: ClassVar[tuple[str, ...]] = ("forecasting",)   # task domains it applies to
+    params: ClassVar[dict[str, Param]] = {}        # every key a sweep row may set, with defaults
+    # Multi-fidelity methods: the space searched when a sweep row gives none ({} = nothing searched),
+    # and the validation metric reported per epoch with its direction, or domain -> (metric, direction).
+    default_space: ClassVar[dict[str, dict]] = {}
+    objective: ClassVar[tuple[str, str] | dict[str, tuple[str, str]] | None] = None
+    deterministic: ClassVar[bool] = False          # same result for every seed: run once, labelled
+    strategies: ClassVar[tuple[str, ...]] = ("none",)   # `distributed.strategy` values it supports
+    default_resources: ClassVar[dict[str, Any]] = {}    # SLURM resources its trials get unless the row says
+    multi_fidelity: ClassVar[bool] = False         # trained in epochs and segments (EpochMethod)
+
+    @classmethod
+    def objective_for(cls, domain: str) -> tuple[str | None, str]:
+        """(objective metric, "min"/"max") on a task of `domain`; (None, "min") when it has none."""
+        entry = cls.objective or (None, "min")
+        return entry.get(domain, (None, "min")) if isinstance(entry, dict) else entry
+
+
+class Method(Declaration, ABC):
     """A one-shot method: fit and score in one go."""
 
-    name: str = ""  # its kind and determinism are declared in params.py, readable without imports
     needs_task = True
     # A folder shared by all trials of a sweep, for results that several trials would otherwise
     # recompute (e.g. a fit that does not depend on the horizon). Set by the trial job; None: no cache.
@@ -36,19 +72,19 @@ class Method(ABC):
         ...
 
 
-class EpochMethod(ABC):
+class EpochMethod(Declaration, ABC):
     """A multi-fidelity method: trained in epochs, run in segments that end in a checkpoint.
 
     `run_segment` restores the newest checkpoint in `trial_dir` (if any), trains up to
     `until_epoch`, reports one outbox line per epoch (step = epoch), and returns the metrics of
-    the last epoch, which must include `epoch` and the method's objective (see params.OBJECTIVE).
+    the last epoch, which must include `epoch` and the method's objective (`objective`).
     Promotion to the next ASHA rung and requeue after preemption use this same resume path.
     """
 
-    name: str = ""
+    multi_fidelity = True
     needs_task = True
     cache_dir: Path | None = None
-    # How this trial's training is spread over ranks (launcher.training.runtime.DistributedSpec); set by the trial job.
+    # How this trial's training is spread over ranks (launcher.training.ranks.DistributedSpec); set by the trial job.
     distributed: Any = None
 
     @abstractmethod

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from launcher.methods.backbone import BackboneMethod
-from launcher.training.checkpoints import write_json_atomic
+from launcher.methods.params import CONV_BACKBONE_PARAMS, DASH_SEARCH_PARAMS
+from launcher.training.files import write_json_atomic
 
 PATTERN_FILE = "dash_pattern.json"
 SEARCH_VERSION = 1   # bump when the search itself changes, so old cached patterns are not reused
@@ -168,6 +169,7 @@ def run_search(task, choice, settings: dict[str, Any], log: Callable[[str], None
 
 class DashaMethod(BackboneMethod):
     name = "dasha"
+    params = {**CONV_BACKBONE_PARAMS, **DASH_SEARCH_PARAMS}
 
     def kernel_pattern(self, task, params: dict[str, Any], choice, trial_dir: Path):
         own = Path(trial_dir) / PATTERN_FILE

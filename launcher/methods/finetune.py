@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from launcher.methods.base import EpochMethod, MethodResult, Report
-from launcher.methods.fm_common import adapter_notes, load_fm, resolve_checkpoint, task_domain, with_adapter
+from launcher.methods.fm_common import (
+    FINETUNE_ADAPTERS,
+    adapter_notes,
+    load_fm,
+    resolve_checkpoint,
+    task_domain,
+    with_adapter,
+)
+from launcher.methods.params import EPOCHS_MAX, SEED_MAX, Param
 
 
 def _strided_eval(recipe, stride: int):
@@ -42,6 +50,47 @@ def _on_model_device(step):
 
 class FinetuneMethod(EpochMethod):
     name = "finetune"
+    kind = "fine-tuned FM"
+    domains = ("forecasting", "genomics", "satellite")
+    params = {
+        "adapter": Param("str", None, "FM adapter (models.fm.base.ADAPTERS); null: the domain's default, patchtst / "
+                         "nucleotide_transformer / vit", choices=FINETUNE_ADAPTERS, nullable=True),
+        "checkpoint": Param("path", None, "local folder holding the pretrained checkpoint (README: 'Foundation models' "
+                            "lists the public ids to fetch); null only with stand_in: tiny", nullable=True),
+        "stand_in": Param("str", "none", "tiny: a random-init stand-in of the adapter's architecture, written on demand "
+                          "into the sweep cache (offline CPU sweeps; labelled, never the pretrained FM)",
+                          choices=("none", "tiny")),
+        "train_layers": Param("str", "full", "what trains: head only, full model, or LoRA (peft) + head",
+                              choices=("head", "full", "lora")),
+        "lora_rank": Param("int", 8, "LoRA rank r (alpha = 2r) when train_layers is lora", minimum=1),
+        "lr": Param("float", 1e-4, "AdamW learning rate (peak of the warm-up + cosine schedule)", minimum=0.0),
+        "weight_decay": Param("float", 0.01, "AdamW weight decay", minimum=0.0),
+        "warmup_epochs": Param("int", 1, "linear LR warm-up in epochs, then cosine decay over `epochs`", minimum=0, ceiling=EPOCHS_MAX),
+        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1, ceiling=EPOCHS_MAX),
+        "batch_size": Param("int", 32, "examples (forecasting: windows, each with all its channels) per batch and rank",
+                            minimum=1),
+        "seed": Param("int", 0, "head/LoRA initialization and data-order seed", minimum=0, ceiling=SEED_MAX),
+        "max_batches_per_epoch": Param("int", None, "train on at most this many batches per epoch (CPU budgets)",
+                                       minimum=1, nullable=True),
+        "eval_stride": Param("int", 1, "score every k-th val/test example or window (1 = all; larger values are "
+                             "labelled in the report)", minimum=1),
+        "final_seed": Param("int", None, "set by the controller for final retrain trials: the replicate seed "
+                            "(replaces seed)", minimum=0, ceiling=SEED_MAX, nullable=True),
+        "init_from": Param("str", None, "set by the controller for final retrain trials: the best HPO trial's folder "
+                           "(recorded only: the retrain starts again from the pretrained checkpoint)", nullable=True),
+        "allow_download": Param("bool", False, "fetch a missing checkpoint from the Hugging Face Hub into `checkpoint`"),
+        "trust_remote_code": Param("bool", False, "let remote-code checkpoints (DNABERT-2, HyenaDNA, Caduceus) run the "
+                                   "Python files inside their folder"),
+    }
+    default_space = {
+        "lr": {"log": [1e-5, 1e-2]},
+        "weight_decay": {"log": [1e-6, 1e-1]},
+        "warmup_epochs": {"choice": [0, 1, 2]},
+        "train_layers": {"choice": ["head", "full", "lora"]},
+    }
+    objective = {"forecasting": ("best_val_mse", "min"), "genomics": ("best_val_score", "max"),
+                 "satellite": ("best_val_score", "max")}
+    strategies = ("none", "ddp", "deepspeed")
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:

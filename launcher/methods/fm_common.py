@@ -21,6 +21,12 @@ STAND_IN_MODES = ("none", "tiny")
 DEFAULT_ADAPTERS = {"forecasting": "patchtst", "genomics": "nucleotide_transformer", "satellite": "vit"}
 
 
+# Adapter names the FM methods accept (written out, not imported from models.fm: validation stays light).
+FINETUNE_ADAPTERS = ("nucleotide_transformer", "dnabert2", "hyenadna", "caduceus", "patchtst", "patchtsmixer",
+                     "vit", "satmae", "scalemae", "croma")
+ZEROSHOT_ADAPTERS = ("fracast", "patchtst", "patchtsmixer", "chronos")
+
+
 def task_domain(task: Any) -> str:
     """forecasting | genomics | satellite (classification tasks carry their domain; forecast tasks do not)."""
     return getattr(task, "domain", "forecasting")

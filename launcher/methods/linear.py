@@ -5,10 +5,30 @@ from pathlib import Path
 from typing import Any
 
 from launcher.methods.base import EpochMethod, MethodResult, Report
+from launcher.methods.params import EPOCHS_MAX, SEED_MAX, Param
 
 
 class LinearMethod(EpochMethod):
     name = "linear"
+    kind = "supervised"
+    params = {
+        "lr": Param("float", 1e-3, "Adam learning rate", minimum=0.0),
+        "weight_decay": Param("float", 0.0, "Adam weight decay", minimum=0.0),
+        "batch_size": Param("int", 32, "windows per batch and rank (each with all its channels)", minimum=1),
+        "seed": Param("int", 0, "initialization and data-order seed", minimum=0, ceiling=SEED_MAX),
+        "epochs": Param("int", 10, "length of the LR schedule in epochs (ASHA may stop a trial earlier)", minimum=1, ceiling=EPOCHS_MAX),
+        "schedule": Param("str", "constant", "LR schedule over `epochs`", choices=("constant", "cosine", "warmup_cosine")),
+        "normalize_last": Param("bool", False, "subtract the context's last value first (NLinear)"),
+        "dropout": Param("float", 0.0, "dropout on the context", minimum=0.0, maximum=0.9),
+        "max_windows_per_epoch": Param("int", None, "subsample training windows per epoch (CPU budgets)", minimum=1, nullable=True),
+    }
+    default_space = {
+        "lr": {"log": [1e-4, 1e-1]},
+        "weight_decay": {"log": [1e-7, 1e-2]},
+        "batch_size": {"choice": [16, 32, 64, 128]},
+    }
+    objective = ("best_val_mse", "min")
+    strategies = ("none", "ddp", "deepspeed")
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.methods.base import EpochMethod, MethodResult, Report
+from launcher.methods.params import SEED_MAX, Param
 
 
 def curve(x: float, y: float, seed: int, epoch: int) -> float:
@@ -29,6 +30,17 @@ def curve(x: float, y: float, seed: int, epoch: int) -> float:
 
 class SyntheticMethod(EpochMethod):
     name = "synthetic"
+    kind = "benchmark"
+    domains = ("forecasting", "genomics", "satellite")
+    params = {
+        "x": Param("float", 0.5, "first coordinate of the configuration", minimum=0.0, maximum=1.0),
+        "y": Param("float", 0.5, "second coordinate of the configuration", minimum=0.0, maximum=1.0),
+        "seed": Param("int", 0, "noise seed", minimum=0, ceiling=SEED_MAX),
+        "seconds_per_epoch": Param("float", 0.0, "sleep per epoch, to simulate training time", minimum=0.0),
+        "fail_above": Param("float", None, "raise when x is above this (to exercise the failure policy)", nullable=True),
+    }
+    default_space = {"x": {"float": [0.0, 1.0]}, "y": {"float": [0.0, 1.0]}}
+    objective = ("best_val_loss", "min")
     needs_task = False
 
     def run_segment(self, task: Any, params: dict[str, Any], trial_dir: Path, until_epoch: int,

@@ -9,16 +9,31 @@ the path offline) and labelled as a random-init stand-in.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from launcher.methods.base import Method, MethodResult, Report
-from launcher.methods.fm_common import adapter_notes, load_fm, resolve_checkpoint
+from launcher.methods.fm_common import ZEROSHOT_ADAPTERS, adapter_notes, load_fm, resolve_checkpoint
+from launcher.methods.params import Param
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ZeroShotMethod(Method):
     name = "zeroshot"
+    kind = "zero-shot FM"
+    params = {
+        "adapter": Param("str", "fracast", "forecasting FM adapter", choices=ZEROSHOT_ADAPTERS),
+        "checkpoint": Param("path", None, "local checkpoint folder; null: fracast's weights bundled in its wheel",
+                            nullable=True),
+        "stand_in": Param("str", "none", "tiny: a random-init stand-in (tests the path offline; labelled)",
+                          choices=("none", "tiny")),
+        "eval_stride": Param("int", 1, "evaluate every k-th test window (1 = all, the paper protocol; larger values "
+                             "are labelled in the report)", minimum=1),
+        "batch_size": Param("int", 16, "series per forward pass", minimum=1),
+        "allow_download": Param("bool", False, "fetch a missing checkpoint from the Hugging Face Hub into `checkpoint`"),
+    }
+    deterministic = True
 
     def run(self, task, params: dict[str, Any], report: Report) -> MethodResult:
         import torch

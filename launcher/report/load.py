@@ -10,7 +10,6 @@ from typing import Sequence
 
 from launcher.engine.journal import Journal
 from launcher.errors import SpecError
-from launcher.methods.params import DETERMINISTIC, METHOD_KIND
 from launcher.report.model import (
     DOMAINS,
     TUNED_ARMS,
@@ -42,9 +41,11 @@ def _load_sweep(folder: Path, index: int) -> dict:
     if (folder / "plan.json").exists():
         plan = json.loads((folder / "plan.json").read_text())
     else:                          # a folder written before plan.json existed: one fixed column per method
-        plan = [{"task": t, "column": m["name"], "method": m["name"], "arm": "fixed", "trials": 1}
+        plan = [{"task": t, "column": m["name"], "method": m.get("method") or m["name"], "arm": "fixed", "trials": 1}
                 for t in tasks for m in spec["methods"]]
-    columns = {p["column"]: p["method"] for p in plan}
+    # column -> (what runs, its kind, deterministic); plan.json files written before named rows carry only
+    # the method's name, whose declaration the registry still has
+    columns = {p["column"]: _column_identity(p) for p in plan}
     expected = {(p["task"], p["column"]): (p.get("arm", "fixed"), int(p.get("trials", 1))) for p in plan}
     for task, _ in expected:
         domain_of.setdefault(task, "forecasting")
@@ -127,6 +128,19 @@ def load_reference(path: Path) -> list[Reference]:
     return found
 
 
+def _column_identity(entry: dict) -> tuple[str, str, bool]:
+    method = entry.get("implementation") or entry["method"]
+    if "kind" in entry:
+        return method, entry["kind"], bool(entry.get("deterministic"))
+    from launcher.methods.registry import PluginError, method_class
+
+    try:
+        cls = method_class(method)
+    except PluginError:
+        return method, "?", False
+    return method, cls.kind, cls.deterministic
+
+
 def _columns(sweeps: list[dict]) -> tuple[list[Column], dict]:
     """Report columns of several sweeps, and (sweep index, sweep column) -> report column name."""
     owners: dict[str, list[dict]] = {}
@@ -143,8 +157,8 @@ def _columns(sweeps: list[dict]) -> tuple[list[Column], dict]:
                 label = f"{name} [{s['name']} #{s['index'] + 1}]"
             label_of[(s["index"], name)] = label
             if not merge or s is group[0]:
-                method = s["columns"][name]
-                columns.append(Column(label, method, METHOD_KIND.get(method, "?"), method in DETERMINISTIC))
+                method, kind, deterministic = s["columns"][name]
+                columns.append(Column(label, method, kind, deterministic))
     return columns, label_of
 
 

@@ -48,9 +48,18 @@ def spec_to_dict(spec: SweepSpec) -> dict:
     `tracking: {uri}` (as given: null means the default SQLite file in `out`, see
     `SweepSpec.tracking_uri()`), `report: {baseline}`, `search: {preset, optimizer, trials,
     epoch_budget, random_control, max_failure_rate, seed, scheduler: {type, eta, grace,
-    max_epochs}}` (the preset already applied).
+    max_epochs}}` (the preset already applied). A forecasting task's own-data keys (date_column,
+    target_channels, split_ratios, split_dates, freq) appear only when set.
     """
-    return _jsonable(asdict(spec))
+    record = _jsonable(asdict(spec))
+    for task in record["tasks"]:   # a task's own-data keys only where set: older records stay the same
+        for key in OWN_DATA_FIELDS:
+            if task.get(key) is None:
+                task.pop(key, None)
+    return record
+
+
+OWN_DATA_FIELDS = ("date_column", "target_channels", "split_ratios", "split_dates", "freq")
 
 
 def _jsonable(value: Any) -> Any:
@@ -77,6 +86,8 @@ def record_as_sweep_file(record: Mapping[str, Any], out: str | Path) -> dict:
     methods = {}
     for method in record["methods"]:
         entry = dict(method["params"])
+        if method.get("method", method["name"]) != method["name"]:
+            entry["method"] = method["method"]
         for reserved in ("space", "distributed", "resources"):
             if method.get(reserved) is not None:
                 entry[reserved] = method[reserved]
@@ -84,9 +95,14 @@ def record_as_sweep_file(record: Mapping[str, Any], out: str | Path) -> dict:
     tasks = []
     for task in record["tasks"]:
         # Only the keys of the task's domain (a genomics task has no horizons); the domain follows the name.
-        keep = ("dataset", "horizons", "context", "path") if task.get("domain", "forecasting") == "forecasting" \
-            else ("dataset", "path", "max_train", "val_fraction")
-        tasks.append({k: task[k] for k in keep if task.get(k) is not None})
+        keep = ("dataset", "horizons", "context", "path", "date_column", "target_channels", "freq") \
+            if task.get("domain", "forecasting") == "forecasting" else ("dataset", "path", "max_train", "val_fraction")
+        entry = {k: task[k] for k in keep if task.get(k) is not None}
+        if task.get("split_ratios") is not None:
+            entry["split"] = {"ratios": task["split_ratios"]}
+        elif task.get("split_dates") is not None:
+            entry["split"] = {"dates": task["split_dates"]}
+        tasks.append(entry)
     mapping = {"name": record["name"], "description": record.get("description", ""), "out": str(out),
                "data_root": record.get("data_root"), "seeds": record["seeds"], "tasks": tasks,
                "methods": methods, "executor": {k: v for k, v in record["executor"].items() if v is not None},

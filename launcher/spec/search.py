@@ -35,17 +35,11 @@ def _space_module():
     return space
 
 
-def tuned_methods() -> frozenset[str]:
+def tuned_methods() -> list[str]:
     """Methods trained in epochs: they take a `space` and are searched."""
-    from launcher.methods.params import MULTI_FIDELITY
+    from launcher.methods.registry import all_methods
 
-    return MULTI_FIDELITY
-
-
-def _default_spaces() -> Mapping[str, dict]:
-    from launcher.methods.params import DEFAULT_SPACES
-
-    return DEFAULT_SPACES
+    return sorted(name for name, cls in all_methods().items() if cls.multi_fidelity)
 
 
 def plain_value(node: Node) -> Any:
@@ -168,22 +162,22 @@ class SearchReader(SpecReader):
 
     # -- methods.<m>.space ------------------------------------------------------------------
 
-    def method_space(self, name: str, key: str, given: dict, declared: Mapping[str, Any]
+    def method_space(self, cls: Any, key: str, given: dict, declared: Mapping[str, Any]
                      ) -> dict | None:
-        """The validated search space of one method (None: the method is not tuned)."""
-        tuned = tuned_methods()
+        """The validated search space of one method row (None: the method is not tuned)."""
+        name = cls.name
         entry = given.get(SPACE_KEY)
         node = None if entry is None or entry[1].value is None else entry[1]
         skey = f"{key}.{SPACE_KEY}"
-        if name not in tuned:
+        if not cls.multi_fidelity:
             if node is not None:
                 raise entry[0].error(skey, f"{name} is not tuned: it has no epochs/search; remove "
                                            f"`{SPACE_KEY}`",
                                      f"Only methods trained in epochs are searched: "
-                                     f"{', '.join(sorted(tuned))}.")
+                                     f"{', '.join(tuned_methods())}.")
             return None
         if node is None:  # the default space, less the params this file fixes
-            default = _default_spaces().get(name, {})
+            default = cls.default_space
             return {p: copy.deepcopy(d) for p, d in default.items() if p not in given}
         if not isinstance(node.value, dict):
             raise node.error(skey, f"expected a mapping of param -> domain, got {describe(node)}",

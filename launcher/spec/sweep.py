@@ -16,24 +16,48 @@ Schema (defaults in brackets)
     description: "..."          # optional str [""]
     out: runs/timeseries        # optional [runs/<name>]; relative -> current working directory;
                                 #   a folder (or none yet), never an existing file
-    data_root: null             # optional folder; relative -> the YAML file's folder; must exist
+    data_root: null             # optional folder; relative -> the YAML file's folder; must exist. Every
+                                #   domain looks for its files in data_root/ and data_root/<domain>/
+                                #   (forecasting, genomics, satellite), then in $LAUNCHER_DATA_ROOT likewise
     seeds: [0]                  # optional non-empty list of distinct non-negative ints [[0]]
     tasks:                      # required, non-empty list
-      - dataset: ETTh1          # required; a key of tasks.timeseries.DATASETS
-        horizons: [96, 192]     # optional [the dataset's .horizons]; distinct ints in [1, 10**6]
-        context: 512            # optional [the dataset's .context]; int in [8, 10**6]; must hold
-                                #   seasonal_naive's period and autoar's lags (p <= context - max_diff)
-        path: null              # optional data file; relative -> the YAML file's folder; must exist
-    methods:                    # required, non-empty mapping: method name -> params (or null / {})
-      autoar: {max_diff: 2}     # params are declared in launcher/methods/params.py (METHOD_PARAMS)
-      naive: {}                 #   and checked there: kind, range, choices; defaults are filled in
-      dlinear:                  # a method trained in epochs (params.MULTI_FIDELITY) is tuned:
+      - dataset: ETTh1          # required; a key of tasks.timeseries.DATASETS, a genomics or satellite
+                                #   task (tasks.registry), or any name with `path` (your own CSV)
+        horizons: [96, 192]     # optional [the dataset's .horizons]; distinct ints in [1, 10**6];
+                                #   required for your own CSV
+        context: 512            # optional [the dataset's .context; your own CSV: 336, or its training
+                                #   rows if fewer]; int in [8, 10**6]; must hold seasonal_naive's period
+                                #   and autoar's lags (p <= context - max_diff)
+        path: null              # optional data file (or folder); relative -> the YAML file's folder, then
+                                #   data_root/ and data_root/<domain>/; must exist. A genomics task's
+                                #   path may be one table (csv/tsv/parquet) of many tasks: its rows whose
+                                #   `task` column is the dataset name are read
+        # Forecasting only; with any of these, or with a name that is not built in, the file is read
+        # while the sweep is validated, and every problem names this row:
+        date_column: date       # optional [built-in: 'date'; your own CSV: the first column if its
+                                #   cells parse as dates, else none]; a header name
+        target_channels: [OT]   # optional [every numeric column]; distinct header names
+        split: {ratios: [0.7, 0.1, 0.2]}   # optional [the dataset's protocol; your own CSV: 70/10/20];
+                                #   or {dates: [val_start, test_start]} (ISO dates, in order): rows
+                                #   before val_start train, before test_start val, the rest test
+        freq: 24                # optional [the dataset's season; your own CSV: none]; the season in
+                                #   steps that seasonal_naive and auto_arima repeat (seasonal_naive
+                                #   needs it, or its `period`, on your own CSV)
+    methods:                    # required, non-empty mapping: row name -> params (or null / {})
+      autoar: {max_diff: 2}     # params are declared on the method's class (`launcher methods` lists
+      naive: {}                 #   them) and checked: kind, range, choices; defaults are filled in
+      dlinear:                  # a method trained in epochs (an EpochMethod) is tuned:
         batch_size: 64          #   the params given are fixed for every trial, and
         space:                  #   `space` (a reserved key) maps param -> domain to search
           lr: {log: [1e-5, 1e-1]}           # log-uniform, 0 < low < high
           weight_decay: {float: [0, 0.01]}  # uniform, low < high
           moving_avg: {int: [5, 49]}        # integers, low < high, both included
           seed: {choice: [0, 1, 2]}         # one of a non-empty list of values
+      wrn: {method: backbone, arch: wrn}    # named rows: `method` (reserved) says what runs, the row's
+      unet: {method: backbone, arch: unet}  #   name labels its report column; several rows per method
+      mine: {method: my_pkg.fm:MyMethod}    # a class by import path (a Method/EpochMethod subclass)
+        # reserved keys beside the params: method, space, distributed {strategy, zero_stage, ranks}
+        # (only strategies the method declares), resources (SLURM overrides)
     executor:                   # optional mapping
       backend: local            # [local]; one of BACKENDS: inline, local
       workers: 2                # [2]; int >= 1
@@ -64,7 +88,7 @@ Schema (defaults in brackets)
         grace: 1                # [1]; int >= 1: epochs of the first rung, < max_epochs (asha)
         max_epochs: 20          # [20]; int >= 1
 
-A tuned method's `space` defaults to `params.DEFAULT_SPACES[method]` less the params the file
+A tuned method's `space` defaults to its class's `default_space` less the params the file
 fixes; `space: {}` searches nothing (the fixed params, one trial per seed). A param may not be both
 fixed and in a written `space`. Each domain is checked by `launcher.spec.space.parse_domain`, and its
 bounds or choices as values of the param: an int param takes `int` or `choice` domains, a float
@@ -101,8 +125,12 @@ BACKENDS: tuple[str, ...] = ("inline", "local", "slurm")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
             "tracking", "report", "search")
-TASK_KEYS = ("dataset", "horizons", "context", "path", "max_train", "val_fraction")
-FORECAST_ONLY_TASK_KEYS = ("horizons", "context")
+TASK_KEYS = ("dataset", "horizons", "context", "path", "max_train", "val_fraction", "date_column",
+             "target_channels", "split", "freq")
+# Keys of a forecasting task read from its file ("your own data"): with any of them the file is read at validation.
+USER_DATA_TASK_KEYS = ("date_column", "target_channels", "split", "freq")
+FORECAST_ONLY_TASK_KEYS = ("horizons", "context") + USER_DATA_TASK_KEYS
+SPLIT_KEYS = ("ratios", "dates")
 CLASSIFICATION_ONLY_TASK_KEYS = ("max_train", "val_fraction")
 EXECUTOR_KEYS = ("backend", "workers", "timeout_min", "slurm")
 # SLURM resources (executor.slurm, and a method's `resources` overriding them for its trials)
@@ -111,7 +139,7 @@ SLURM_INT_KEYS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "
 SLURM_STR_KEYS = ("partition", "mem", "account", "qos", "constraint")
 SLURM_LIST_KEYS = ("sbatch_extra", "setup")
 SLURM_KEYS = SLURM_STR_KEYS + SLURM_INT_KEYS + SLURM_LIST_KEYS
-METHOD_RESERVED_KEYS = ("space", "distributed", "resources")
+METHOD_RESERVED_KEYS = ("method", "space", "distributed", "resources")
 DISTRIBUTED_KEYS = ("strategy", "zero_stage", "ranks")
 STRATEGIES = ("none", "ddp", "deepspeed")
 TRACKING_KEYS = ("uri",)
@@ -143,6 +171,26 @@ class TaskSpec:
     domain: str = "forecasting"   # forecasting | genomics | satellite (tasks.registry)
     max_train: int | None = None  # classification: subsample the training split (CPU budgets; labelled)
     val_fraction: float | None = None   # classification: share of train held out for validation
+    # forecasting, a user's own file (tasks.timeseries.load_forecast_task); None: the dataset's default
+    date_column: str | None = None
+    target_channels: tuple[str, ...] | None = None
+    split_ratios: tuple[float, float, float] | None = None   # `split: {ratios: [...]}`
+    split_dates: tuple[str, str] | None = None               # `split: {dates: [val_start, test_start]}`
+    freq: int | None = None                                  # season in steps
+
+    def split(self) -> dict | None:
+        """The `split` mapping as written ({"ratios": [...]} or {"dates": [...]}); None: the default."""
+        if self.split_ratios is not None:
+            return {"ratios": list(self.split_ratios)}
+        if self.split_dates is not None:
+            return {"dates": list(self.split_dates)}
+        return None
+
+    def forecast_options(self) -> dict:
+        """The loader's keyword arguments for these keys (tasks.registry.load_task `options`)."""
+        return {"date_column": self.date_column,
+                "target_channels": None if self.target_channels is None else list(self.target_channels),
+                "split": self.split(), "freq": self.freq}
 
     def names(self) -> list[str]:
         """Study/report task names: one per horizon for forecasting, the dataset otherwise."""
@@ -153,15 +201,22 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    name: str
+    name: str     # the row's name: its report column, study and MLflow label ("wrn", "unet", "dlinear")
     params: dict  # every declared param not in `space`, defaults filled; JSON-able (paths as str)
     # tuned methods: param -> raw domain, e.g. {"lr": {"log": [1e-5, 0.1]}} ({} = nothing
-    # searched); None for methods that are not tuned (params.MULTI_FIDELITY lists the tuned ones)
+    # searched); None for methods that are not tuned (EpochMethod classes are the tuned ones)
     space: dict | None = None
     # how each trial's training spreads over ranks: {strategy: none|ddp|deepspeed, zero_stage, ranks}
     distributed: dict | None = None
     # SLURM resources for this method's trials, overriding executor.slurm (e.g. more GPUs for an FM)
     resources: dict | None = None
+    # what runs: a registered method name ("backbone") or a class's import path ("my_pkg.fm:MyMethod");
+    # empty: the row's name (the plain form `backbone: {...}`)
+    method: str = ""
+
+    def __post_init__(self):
+        if not self.method:
+            object.__setattr__(self, "method", self.name)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ the one before it, and all ranks agree on which one they restored.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -135,13 +134,3 @@ def restore_newest(ranks: Ranks, root: Path, load: Callable[[Path], Any]) -> tup
         if all_agree(ranks, ok):
             return epoch, loaded
     return None
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary file and rename: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
