@@ -12,7 +12,14 @@ Protocol:
 
 File layouts (read in `tasks.genomics_formats`): NT FASTA `{train,test}.fna` with `>id|label` headers;
 `sequence,label` CSV or parquet; GUE `{train,dev,test}.csv[.gz]`; iEnhancer class files (one FASTA file
-per class and split), the offline stand-in for `enhancers` / `enhancers_types`.
+per class and split), the offline stand-in for `enhancers` / `enhancers_types`; and one table file
+(CSV, TSV or parquet, `path` pointing at it) holding many tasks, as the revised NT benchmark on Hugging
+Face does (`sequence,name,label,task`): the rows whose `task` is the task's name, split by the table's
+`split` column if it has one, else `test_fraction` of them held out as test (stratified, fixed seed
+TEST_SPLIT_SEED, so every run scores the same sequences) and validation as above.
+
+Data roots: the `data_root` given (a sweep's `data_root`), then $LAUNCHER_DATA and $LAUNCHER_DATA_ROOT;
+each also in its `genomics/` folder. Nothing outside those is searched.
 """
 from __future__ import annotations
 
@@ -27,15 +34,16 @@ from tasks.genomics_formats import (
     IENHANCER_FILES,
     LabelledSequences,
     find_split_files,
+    is_table_file,
     one_hot,
     read_ienhancer,
     read_split,
+    read_task_table,
     sequence_keys,
 )
 
 ENV_DATA_ROOTS = ("LAUNCHER_DATA", "LAUNCHER_DATA_ROOT")
-SHARED_GENOMICS_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "genomics"
-USER_DATA_DIR = Path("~/.cache/launcher/data").expanduser()
+TEST_SPLIT_SEED = 0   # the test hold-out of a table without a `split` column: the same for every run
 
 NT_SOURCE = ("https://huggingface.co/datasets/InstaDeepAI/nucleotide_transformer_downstream_tasks "
              "(one folder per task with train.fna and test.fna)")
@@ -116,11 +124,10 @@ def genomics_task_info(name: str) -> GenomicsTaskInfo:
 
 
 def search_roots(data_root: str | Path | None = None) -> list[Path]:
-    """Data roots in search order: `data_root`, $LAUNCHER_DATA, $LAUNCHER_DATA_ROOT, ../shared/data/genomics
-    beside the repository, ~/.cache/launcher/data. Each root is also searched in its `genomics/` subfolder."""
+    """Data roots in search order: `data_root`, $LAUNCHER_DATA, $LAUNCHER_DATA_ROOT. Each root is also
+    searched in its `genomics/` subfolder."""
     roots = [Path(data_root)] if data_root is not None else []
     roots += [Path(os.environ[var]) for var in ENV_DATA_ROOTS if os.environ.get(var)]
-    roots += [SHARED_GENOMICS_DIR, USER_DATA_DIR]
     expanded: list[Path] = []
     for root in roots:
         for candidate in (root, root / "genomics") if root.name != "genomics" else (root,):
@@ -131,11 +138,14 @@ def search_roots(data_root: str | Path | None = None) -> list[Path]:
 
 def find_task_files(name: str, data_root: str | Path | None = None, path: str | Path | None = None
                     ) -> tuple[str, dict[str, Path]]:
-    """(layout, {split: file}) of a task; `path` (a task folder) skips the search.
+    """(layout, {split: file}) of a task; `path` (a task folder, or one table file) skips the search.
 
-    Layout is "splits" (train/test[/dev] files) or "ienhancer" (class files, enhancer tasks only).
+    Layout is "splits" (train/test[/dev] files), "ienhancer" (class files, enhancer tasks only) or "table"
+    ({"table": file}: one table of many tasks, read by `read_task_table`).
     """
     info = genomics_task_info(name)
+    if path is not None and is_table_file(Path(path)):
+        return "table", {"table": Path(path)}
     folders = [Path(path)] if path is not None else [root / sub for root in search_roots(data_root)
                                                      for sub in info.folders]
     ienhancer = name in IENHANCER_LABELS
@@ -207,8 +217,23 @@ def _overlap_note(train: LabelledSequences, other: LabelledSequences, what: str)
     return f"{shared} {what} sequences also occur in train (kept, as published)" if shared else None
 
 
+def _table_splits(name: str, file: Path, test_fraction: float, notes: list[str]
+                  ) -> tuple[LabelledSequences, LabelledSequences | None, LabelledSequences]:
+    """Train pool, val (None: hold it out of train) and test of one task of a table file."""
+    splits = read_task_table(file, name)
+    notes.append(f"rows of task {name} in the table {file.name}")
+    if "all" not in splits:
+        return splits["train"], splits.get("val"), splits["test"]
+    data = splits["all"]
+    pool_idx, test_idx = holdout_split(data.labels, test_fraction, TEST_SPLIT_SEED)
+    notes.append(f"test: {len(test_idx)} of {len(data.labels)} sequences ({test_fraction:.0%}, stratified, "
+                 f"fixed seed {TEST_SPLIT_SEED}; the table has no `split` column)")
+    return data.subset(pool_idx), None, data.subset(test_idx)
+
+
 def load_genomics_task(name: str, data_root: str | Path | None = None, path: str | Path | None = None,
-                       val_fraction: float = 0.1, seed: int = 0, max_train: int | None = None) -> ClassificationTask:
+                       val_fraction: float = 0.1, seed: int = 0, max_train: int | None = None,
+                       test_fraction: float = 0.2) -> ClassificationTask:
     """The task `name` as one-hot arrays: train (minus validation), val and test.
 
     `path` is the task's folder (any supported layout); otherwise it is searched under the data roots
@@ -224,6 +249,8 @@ def load_genomics_task(name: str, data_root: str | Path | None = None, path: str
                      "different windows and negatives")
     if layout == "ienhancer":
         (pool, test), val = _ienhancer_splits(name, files, notes), None
+    elif layout == "table":
+        pool, val, test = _table_splits(name, files["table"], test_fraction, notes)
     else:
         pool, val, test = _training_pool(files, notes)
 
@@ -242,7 +269,8 @@ def load_genomics_task(name: str, data_root: str | Path | None = None, path: str
                      f"({val_fraction:.0%}, stratified, seed {seed})")
     else:
         train = pool
-        notes.append(f"validation: the dataset's own dev split ({files['val'].name})")
+        notes.append(f"validation: the dataset's own dev split ({files['val'].name})" if "val" in files
+                     else "validation: the table's `split` rows marked dev/val")
     if max_train is not None and max_train < len(train.labels):
         _, picked = stratified_pick(train.labels, max_train, seed)
         notes.append(f"training set capped at {max_train} of {len(train.labels)} sequences (stratified, seed {seed})")
@@ -255,7 +283,7 @@ def load_genomics_task(name: str, data_root: str | Path | None = None, path: str
         x_val=one_hot(val, info.length), y_val=val.labels,
         x_test=one_hot(test, info.length), y_test=test.labels,
         n_classes=info.n_classes, metric=info.metric, class_names=class_names, notes=notes,
-        source=files.get("test", next(iter(files.values()))).parent)
+        source=files["table"] if layout == "table" else files.get("test", next(iter(files.values()))).parent)
 
 
 __all__ = [

@@ -20,6 +20,10 @@ ALPHABET = "ACGTN"
 SPLIT_STEMS = {"train": ("train",), "val": ("dev", "val", "valid"), "test": ("test",)}
 FASTA_SUFFIXES = (".fna", ".fasta", ".fa")
 SEQUENCE_SUFFIXES = FASTA_SUFFIXES + (".csv",)
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")   # a single table of several tasks/splits (`read_task_table`)
+# Values of a table's `split` column -> the split they name (the Hugging Face exports use train/test).
+SPLIT_VALUES = {"train": "train", "test": "test", "dev": "val", "val": "val", "valid": "val",
+                "validation": "val"}
 IENHANCER_FILES = {f"{split}_{kind}": f"{split}_{kind}_enhancers.txt"
                    for split in ("train", "test") for kind in ("strong", "weak", "non")}
 
@@ -143,6 +147,12 @@ def read_ienhancer(files: dict[str, Path], labels: dict[str, int]) -> LabelledSe
     return LabelledSequences(sequences, np.array(label_list, dtype=np.int64), origins)
 
 
+def is_table_file(path: Path) -> bool:
+    """A single table file (CSV, TSV, parquet; CSV/TSV may be gzipped) rather than a task folder."""
+    name = path.name.lower().removesuffix(".gz")
+    return path.is_file() and name.endswith(TABLE_SUFFIXES)
+
+
 def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
     """The table and how its rows are named in messages (CSV line numbers count the header)."""
     try:
@@ -151,34 +161,87 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, str]:
             return pd.concat([pd.read_parquet(shard) for shard in shards], ignore_index=True), "row"
         if path.suffix == ".parquet":
             return pd.read_parquet(path), "row"
-        return pd.read_csv(path, dtype=str, keep_default_na=False), "line"
+        separator = "\t" if path.name.lower().removesuffix(".gz").endswith(".tsv") else ","
+        return pd.read_csv(path, dtype=str, keep_default_na=False, sep=separator), "line"
     except ImportError as error:
         raise DatasetError(f"{path}: reading parquet needs pyarrow ({error}); pip install pyarrow") from error
     except Exception as error:  # parsers raise many types (ParserError, ArrowInvalid, OSError, ...)
         raise DatasetError(f"{path}: cannot be read as a table ({type(error).__name__}: {error})") from error
 
 
-def read_table(path: Path) -> LabelledSequences:
-    """CSV (GUE layout) or parquet with a `sequence` and a `label` column; other columns are ignored."""
-    frame, row_word = _read_table(path)
+def _table_columns(frame: pd.DataFrame, path: Path) -> dict[str, str]:
     columns = {str(c).strip().lower(): c for c in frame.columns}
     if "sequence" not in columns or "label" not in columns:
         raise DatasetError(f"{path}: expected a header with columns 'sequence' and 'label', "
                            f"found {[str(c) for c in frame.columns][:10]}")
+    return columns
+
+
+def _sequences(frame: pd.DataFrame, columns: dict[str, str], path: Path, row_word: str,
+               rows: np.ndarray | None = None) -> LabelledSequences:
+    """The `sequence`/`label` records of `frame` (its rows `rows`, all by default), checked."""
     first_row = 2 if row_word == "line" else 0
-    sequences = frame[columns["sequence"]]
-    raw_labels = frame[columns["label"]]
+    rows = np.arange(len(frame)) if rows is None else rows
+    sequences = frame[columns["sequence"]].iloc[rows]
+    raw_labels = frame[columns["label"]].iloc[rows]
     numeric = pd.to_numeric(raw_labels, errors="coerce")
     bad = numeric.isna() | (numeric != np.round(numeric))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DatasetError(f"{path}: {row_word} {i + first_row}: label {raw_labels.iloc[i]!r} is not an integer")
+        raise DatasetError(f"{path}: {row_word} {rows[i] + first_row}: label {raw_labels.iloc[i]!r} is not an integer")
     missing = sequences.isna() | (sequences.astype(str).str.strip() == "")
     if missing.any():
         i = int(np.flatnonzero(missing.to_numpy())[0])
-        raise DatasetError(f"{path}: {row_word} {i + first_row}: empty sequence")
+        raise DatasetError(f"{path}: {row_word} {rows[i] + first_row}: empty sequence")
     return LabelledSequences([str(s).strip() for s in sequences], numeric.to_numpy().astype(np.int64),
-                             [f"{path}: {row_word} {i + first_row}" for i in range(len(frame))])
+                             [f"{path}: {row_word} {i + first_row}" for i in rows])
+
+
+def read_table(path: Path) -> LabelledSequences:
+    """CSV (GUE layout), TSV or parquet with a `sequence` and a `label` column; other columns are ignored."""
+    frame, row_word = _read_table(path)
+    return _sequences(frame, _table_columns(frame, path), path, row_word)
+
+
+def table_task_names(path: Path) -> list[str] | None:
+    """The distinct values of a table's `task` column, in order of appearance; None if it has none."""
+    frame, _ = _read_table(path)
+    columns = {str(c).strip().lower(): c for c in frame.columns}
+    if "task" not in columns:
+        return None
+    return list(dict.fromkeys(str(v).strip() for v in frame[columns["task"]]))
+
+
+def read_task_table(path: Path, task: str) -> dict[str, LabelledSequences]:
+    """One task's records from a table of many (the layout of the revised Nucleotide Transformer benchmark
+    on Hugging Face: columns `sequence,name,label,task`): the rows whose `task` equals `task` (every row if
+    the table has no `task` column), by the `split` column when there is one ({"train", "val", "test"}
+    present), else all under "all" (the caller splits them). Row numbers in messages are the file's."""
+    frame, row_word = _read_table(path)
+    columns = _table_columns(frame, path)
+    rows = np.arange(len(frame))
+    if "task" in columns:
+        names = frame[columns["task"]].astype(str).str.strip()
+        rows = np.flatnonzero((names == task).to_numpy())
+        if not len(rows):
+            present = list(dict.fromkeys(names))
+            raise DatasetError(f"{path}: no row has task {task!r} (its `task` column holds: "
+                               f"{', '.join(present[:20])}{' ...' if len(present) > 20 else ''})")
+    if not len(rows):
+        raise DatasetError(f"{path}: no records")
+    if "split" not in columns:
+        return {"all": _sequences(frame, columns, path, row_word, rows)}
+    raw = frame[columns["split"]].iloc[rows].astype(str).str.strip().str.lower()
+    unknown = sorted(set(raw) - set(SPLIT_VALUES))
+    if unknown:
+        raise DatasetError(f"{path}: `split` value {unknown[0]!r} is not one of {', '.join(SPLIT_VALUES)}")
+    splits = raw.map(SPLIT_VALUES).to_numpy()
+    out = {split: _sequences(frame, columns, path, row_word, rows[splits == split])
+           for split in ("train", "val", "test") if (splits == split).any()}
+    if "test" not in out or "train" not in out:
+        raise DatasetError(f"{path}: the `split` column of task {task!r} needs both 'train' and 'test' rows "
+                           f"(found: {', '.join(out)})")
+    return out
 
 
 def read_split(path: Path) -> LabelledSequences:

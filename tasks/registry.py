@@ -32,12 +32,14 @@ def task_name(dataset: str, domain: str, horizon: int | None) -> str:
 def load_task(domain: str, dataset: str, *, horizon: int | None = None, context: int | None = None,
               data_root: str | Path | None = None, path: str | Path | None = None, seed: int = 0,
               cache_dir: str | Path | None = None, options: dict[str, Any] | None = None):
-    """Load one task of any domain; `options` holds domain-specific keys (val_fraction, max_train)."""
+    """Load one task of any domain; `options` holds domain-specific keys: forecasting date_column,
+    target_channels, split, freq (a user's own file, `tasks.timeseries.load_forecast_task`); genomics and
+    satellite val_fraction, max_train."""
     options = {k: v for k, v in (options or {}).items() if v is not None}
     if domain == "forecasting":
         from tasks.timeseries import load_forecast_task
 
-        return load_forecast_task(dataset, horizon, data_root=data_root, context=context, path=path)
+        return load_forecast_task(dataset, horizon, data_root=data_root, context=context, path=path, **options)
     if domain == "genomics":
         from tasks.genomics import load_genomics_task
 

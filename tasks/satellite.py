@@ -39,8 +39,6 @@ from tasks.satellite_formats import (
 )
 
 ENV_DATA_ROOTS = ("LAUNCHER_DATA", "LAUNCHER_DATA_ROOT")
-SHARED_SATELLITE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "satellite"
-USER_DATA_DIR = Path("~/.cache/launcher/data").expanduser()
 DEFAULT_CACHE_DIR = Path("~/.cache/launcher/satellite").expanduser()
 TEST_SPLIT_SEED = 0
 
@@ -127,11 +125,10 @@ def satellite_task_info(name: str) -> SatelliteTaskInfo:
 
 
 def search_roots(data_root: str | Path | None = None) -> list[Path]:
-    """`data_root`, $LAUNCHER_DATA, $LAUNCHER_DATA_ROOT, $GEO_BENCH_DIR, ../shared/data/satellite beside the
-    repository, ~/.cache/launcher/data; each also in its `satellite/` subfolder."""
+    """`data_root` (a sweep's `data_root`), $LAUNCHER_DATA, $LAUNCHER_DATA_ROOT, $GEO_BENCH_DIR; each also
+    in its `satellite/` subfolder. Nothing outside those is searched."""
     roots = [Path(data_root)] if data_root is not None else []
     roots += [Path(os.environ[v]) for v in (*ENV_DATA_ROOTS, "GEO_BENCH_DIR") if os.environ.get(v)]
-    roots += [SHARED_SATELLITE_DIR, USER_DATA_DIR]
     expanded: list[Path] = []
     for root in roots:
         for candidate in (root, root / "satellite") if root.name != "satellite" else (root,):

@@ -4,6 +4,11 @@ Protocol (Informer/Autoformer convention, as used by the paper's Auto-AR):
 
 - Splits: ETT hourly 12/4/4 months = 8640/2880/2880 rows (rows after 14,400 unused), ETT 15-minute x4;
   every other dataset 70/10/20 with n_train = int(0.7 T), n_test = int(0.2 T), n_val = the rest.
+  A task may give its own split (`split=`): {"ratios": [train, val, test]} (summing to 1; n_train =
+  int(train T), n_test = int(test T), n_val = the rest) or {"dates": [val_start, test_start]} (rows
+  dated before val_start train, before test_start val, the rest test; the rows must be in time order).
+- A user's own file (a dataset name not in DATASETS, with `path`) is split 70/10/20 unless it gives a
+  split; its season (`freq`, steps) is what seasonal_naive and auto_arima repeat (None: not seasonal).
 - Each channel is z-scored with the mean and (population) std of its training rows; a channel that is
   constant on the training rows keeps std 1, as sklearn's StandardScaler does.
 - The val and test slices are prefixed by the `context` rows before their first target, so the first
@@ -23,6 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tasks.timeseries_data import (
+    AUTO_DATE,
     DATASETS,
     EMBEDDED_DIR,
     MAX_ABS_VALUE,
@@ -34,14 +40,20 @@ from tasks.timeseries_data import (
     describe_cleaning,
     find_dataset_file,
     load_series,
+    read_header,
     too_large_error,
 )
 
 __all__ = [
-    "DATASETS", "EMBEDDED_DIR", "DatasetFormatError", "DatasetNotFoundError", "ForecastDatasetInfo",
-    "ForecastTask", "LoadedSeries", "TaskSizeError", "check_task_fits", "describe_cleaning", "evaluate_forecaster",
-    "find_dataset_file", "load_forecast_task", "load_series", "split_sizes",
+    "AUTO_DATE", "DATASETS", "DEFAULT_USER_CONTEXT", "EMBEDDED_DIR", "DatasetFormatError", "DatasetNotFoundError",
+    "ForecastDatasetInfo", "ForecastTask", "LoadedSeries", "TaskSizeError", "check_task_fits", "describe_cleaning",
+    "evaluate_forecaster", "find_dataset_file", "load_forecast_task", "load_series", "read_header", "split_sizes",
+    "task_split_sizes", "user_series",
 ]
+
+# Context of a user's own dataset when the task gives none: 336 (the common long-horizon context), or the
+# training rows when there are fewer.
+DEFAULT_USER_CONTEXT = 336
 
 ETT_HOUR_SPLIT = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)
 
@@ -58,6 +70,51 @@ def split_sizes(split: str, n_rows: int) -> tuple[int, int, int]:
     raise ValueError(f"unknown split protocol {split!r}; expected 'ett_hour', 'ett_minute' or 'ratio'")
 
 
+def user_series(path: str | Path, *, date_column: str | None = None, target_channels=None) -> LoadedSeries:
+    """`load_series` for a user's own file: `date_column` None means AUTO_DATE (the first column if it
+    parses as dates, else none)."""
+    return load_series(path, date_column=AUTO_DATE if date_column is None else date_column,
+                       target_channels=None if target_channels is None else list(target_channels))
+
+
+def _split_text(split: dict) -> str:
+    if "ratios" in split:
+        return "ratios " + "/".join(f"{r:g}" for r in split["ratios"])
+    return f"dates {split['dates'][0]} / {split['dates'][1]}"
+
+
+def task_split_sizes(dataset: str, file: Path, series: LoadedSeries, split: dict | None = None
+                     ) -> tuple[int, int, int]:
+    """(n_train, n_val, n_test) of a task: its own `split` ({"ratios": [...]} or {"dates": [...]}), else the
+    dataset's protocol (a user's dataset: 70/10/20). A split by dates needs dates in time order."""
+    n_rows = len(series.values)
+    if split is None:
+        info = DATASETS.get(dataset)
+        return split_sizes(info.split if info is not None else "ratio", n_rows)
+    if "ratios" in split:
+        train, _, test = (float(r) for r in split["ratios"])
+        n_train, n_test = int(train * n_rows), int(test * n_rows)
+        return n_train, n_rows - n_train - n_test, n_test
+    if series.dates is None:
+        raise DatasetFormatError("a split by dates needs a date column, and the file has none", path=file,
+                                 line=1, hint="Set `date_column`, or split by `ratios`")
+    dates = series.dates
+    if np.isnat(dates).any():
+        row = int(np.flatnonzero(np.isnat(dates))[0])
+        raise DatasetFormatError("the date cannot be parsed, so the split by dates cannot place the row", path=file,
+                                 line=None if series.lines is None else int(series.lines[row]),
+                                 hint="Fix the date, or split by `ratios`")
+    if (np.diff(dates.astype("int64")) < 0).any():
+        row = int(np.flatnonzero(np.diff(dates.astype("int64")) < 0)[0]) + 1
+        raise DatasetFormatError("the rows are not in time order (this date is earlier than the row before)",
+                                 path=file, line=None if series.lines is None else int(series.lines[row]),
+                                 hint="Sort the file by date, or split by `ratios`")
+    val_start, test_start = (np.datetime64(str(d), "ns") for d in split["dates"])
+    n_train = int((dates < val_start).sum())
+    n_val = int(((dates >= val_start) & (dates < test_start)).sum())
+    return n_train, n_val, n_rows - n_train - n_val
+
+
 @dataclass
 class ForecastTask:
     dataset: str
@@ -72,6 +129,7 @@ class ForecastTask:
     channel_names: list[str]
     path: Path | None = None
     cleaning: dict[str, int] = field(default_factory=dict)
+    season: int | None = None   # period in steps (the registry's, or the task's `freq`); None: not seasonal
 
     @property
     def n_channels(self) -> int:
@@ -106,20 +164,27 @@ class TaskSizeError(DatasetFormatError):
     """The file is readable but too short for the task's split, context or horizons (the message names it)."""
 
 
-def check_task_fits(dataset: str, file: Path, n_rows: int, context: int, horizons) -> None:
+def check_task_fits(dataset: str, file: Path, n_rows: int, context: int, horizons,
+                    sizes: tuple[int, int, int] | None = None, split: dict | None = None) -> None:
     """Raise `TaskSizeError` (naming the task, the sizes and what to change) unless the split of a file of
-    `n_rows` rows holds the context before every target and at least one val and one test window per horizon."""
-    info = dataset_info(dataset)
-    n_train, n_val, n_test = sizes = split_sizes(info.split, n_rows)
+    `n_rows` rows holds the context before every target and at least one val and one test window per horizon.
+    `sizes` are the task's split sizes when it gives its own `split` (or is a user's dataset)."""
+    info = DATASETS.get(dataset)
+    protocol = info.split if info is not None and split is None else "ratio"
+    n_train, n_val, n_test = sizes = split_sizes(protocol, n_rows) if sizes is None else tuple(sizes)
     horizons = sorted(int(h) for h in horizons)
     label = f"task {dataset} (context {context}, horizons {', '.join(map(str, horizons))})"
-    if info.split != "ratio" and n_rows < sum(sizes):
+    if protocol != "ratio" and n_rows < sum(sizes):
         raise TaskSizeError(
             f"{label}: {dataset} uses the fixed ETT split of {n_train}/{n_val}/{n_test} train/val/test rows "
             f"({sum(sizes)} in all), but {file} has {n_rows} rows",
             hint=f"Point the task at the complete {info.filename} (at least {sum(sizes)} rows)")
-    split = f"{file}: {n_rows} rows, split 70/10/20 into {n_train}/{n_val}/{n_test} train/val/test rows" \
-        if info.split == "ratio" else f"{file}: split {n_train}/{n_val}/{n_test} train/val/test rows"
+    if split is not None:
+        split = f"{file}: {n_rows} rows, split by {_split_text(split)} into {n_train}/{n_val}/{n_test} train/val/test rows"
+    elif protocol == "ratio":
+        split = f"{file}: {n_rows} rows, split 70/10/20 into {n_train}/{n_val}/{n_test} train/val/test rows"
+    else:
+        split = f"{file}: split {n_train}/{n_val}/{n_test} train/val/test rows"
     problems, hints = [], []
     if n_train < context:
         problems.append(f"the context of {context} is longer than the {n_train} training rows")
@@ -157,18 +222,35 @@ def _check_scaled(values: np.ndarray, mean: np.ndarray, std: np.ndarray, scaled:
 
 def load_forecast_task(dataset: str, horizon: int, *, data_root: str | Path | None = None,
                        context: int | None = None, path: str | Path | None = None,
-                       series: LoadedSeries | None = None) -> ForecastTask:
+                       series: LoadedSeries | None = None, date_column: str | None = None,
+                       target_channels=None, split: dict | None = None, freq: int | None = None) -> ForecastTask:
     """The (dataset, horizon) task, z-scored with train statistics. `path` overrides the file search;
-    `series` is that file already read by `load_series` (the preflight reads each file once)."""
-    info = dataset_info(dataset)
-    context = info.context if context is None else int(context)
-    if horizon < 1 or context < 1:
+    `series` is that file already read by `load_series` (the preflight reads each file once).
+
+    A dataset not in DATASETS is a user's own file: `path` is required, `date_column` defaults to the first
+    column if it parses as dates, `context` to DEFAULT_USER_CONTEXT (or the training rows when fewer).
+    `target_channels` keeps only those channels, `split` replaces the split protocol (see the module),
+    `freq` the season."""
+    info = DATASETS.get(dataset)
+    if info is None and path is None:
+        dataset_info(dataset)   # raises: unknown forecasting dataset
+    if horizon < 1 or (context is not None and int(context) < 1):
         raise ValueError(f"horizon and context must be positive, got horizon={horizon}, context={context}")
     file = Path(path) if path is not None else find_dataset_file(dataset, data_root)
-    loaded = load_series(file) if series is None else series
+    if series is not None:
+        loaded = series
+    elif info is None or date_column is not None:
+        loaded = user_series(file, date_column=date_column, target_channels=target_channels)
+    else:
+        loaded = load_series(file, target_channels=None if target_channels is None else list(target_channels))
     values = loaded.values
-    check_task_fits(dataset, file, len(values), context, [horizon])
-    n_train, n_val, n_test = split_sizes(info.split, len(values))
+    own_split = split is not None or info is None
+    sizes = task_split_sizes(dataset, file, loaded, split) if own_split else None
+    if context is None:
+        context = info.context if info is not None else min(DEFAULT_USER_CONTEXT, sizes[0])
+    context = int(context)
+    check_task_fits(dataset, file, len(values), context, [horizon], sizes=sizes, split=split)
+    n_train, n_val, n_test = sizes if sizes is not None else split_sizes(info.split, len(values))
 
     with np.errstate(over="ignore", invalid="ignore"):
         mean = values[:n_train].mean(axis=0)
@@ -177,12 +259,14 @@ def load_forecast_task(dataset: str, horizon: int, *, data_root: str | Path | No
         scaled = (values[: n_train + n_val + n_test] - mean) / std
     _check_scaled(values, mean, std, scaled, n_train, loaded, file)
     val_end = n_train + n_val
+    season = int(freq) if freq is not None else (info.season if info is not None else None)
     return ForecastTask(
         dataset=dataset, horizon=int(horizon), context=context, name=f"{dataset}-{horizon}",
         train=scaled[:n_train],
         val=scaled[n_train - context: val_end],
         test=scaled[val_end - context: val_end + n_test],
-        mean=mean, std=std, channel_names=loaded.channel_names, path=file, cleaning=loaded.cleaning)
+        mean=mean, std=std, channel_names=loaded.channel_names, path=file, cleaning=loaded.cleaning,
+        season=season)
 
 
 def evaluate_forecaster(forecast: Callable[[np.ndarray], np.ndarray], series: np.ndarray, context: int,

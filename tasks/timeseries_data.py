@@ -1,15 +1,19 @@
 """Forecasting datasets: the registry, where to find each file, and how a file is read and cleaned.
 
 Every dataset is a CSV (optionally gzip-compressed) in the standard layout of the Autoformer
-`all_six_datasets` bundle: a `date` column followed by one numeric column per channel.
+`all_six_datasets` bundle: a `date` column followed by one numeric column per channel. A user's own
+file in that layout ("bring your own data") is read by the same `load_series`, with two options: which
+column holds the dates (`date_column`; by default the first column if its cells parse as dates, else
+none) and which channels to keep (`target_channels`; by default every other column).
 
 Dirty-value policy of `load_series` (the standard files have none of these; user files may):
 
 0. The file must be comma-separated UTF-8 text (gzip-compressed when its name ends in .gz) with a header
    line and at least one data row; a row with more fields than the header is an error. Blank lines are
    skipped (and counted); a row with fewer fields than the header has its last cells missing (rule 3).
-1. The `date` column is required and dropped. Every other column is a channel and must be numeric;
-   a text value anywhere in a channel is a `DatasetFormatError` naming the file, line, column and value.
+1. The `date` column is required and dropped (a user file: the `date_column`, or none). Every other
+   column (or each of the `target_channels`) is a channel and must be numeric; a text value anywhere in
+   a channel is a `DatasetFormatError` naming the file, line, column and value.
 2. Rows whose timestamp repeats an earlier row are dropped (the first occurrence is kept), and counted.
 3. Missing cells, non-finite values (inf, -inf) and the sentinel -9999 become NaN.
 4. NaNs are filled by linear interpolation along time (row order); a gap at the start or end takes the
@@ -147,8 +151,10 @@ def _search_roots(data_root: str | Path | None) -> list[Path]:
 
 
 def candidate_paths(info: ForecastDatasetInfo, root: Path) -> list[Path]:
-    """Where a file may sit under one root: flat, in its bundle sub-folder, or inside an unpacked bundle."""
-    folders = [root, root / info.subfolder, root / "all_six_datasets" / info.subfolder]
+    """Where a file may sit under one root (or its `forecasting/` folder): flat, in its bundle sub-folder,
+    or inside an unpacked bundle."""
+    folders = [folder for base in (root, root / "forecasting")
+               for folder in (base, base / info.subfolder, base / "all_six_datasets" / info.subfolder)]
     return [folder / name for folder in folders for name in (info.filename, info.filename + ".gz")]
 
 
@@ -178,6 +184,7 @@ class LoadedSeries:
     channel_names: list[str]
     cleaning: dict[str, int] = field(default_factory=dict)
     lines: np.ndarray | None = None   # (T,) the file line each row came from (1 = the header), for messages
+    dates: np.ndarray | None = None   # (T,) datetime64 of each row (NaT where unparsable); None: no date column
 
     def __iter__(self) -> Iterator:
         # Lets callers write `values, names = load_series(path)`.
@@ -302,10 +309,7 @@ def _numeric_channels(channels: pd.DataFrame, path: Path, lines: np.ndarray) -> 
 def _duplicate_timestamps(dates: pd.Series) -> np.ndarray:
     # Compare parsed timestamps so "2016-07-01 00:00" and "2016-07-01 00:00:00" count as the same;
     # an unparsable date is compared as written.
-    parsed = pd.to_datetime(dates, errors="coerce")  # fast path: one format inferred from the first row
-    unparsed = parsed.isna() & dates.notna()
-    if unparsed.any():
-        parsed[unparsed] = pd.to_datetime(dates[unparsed], errors="coerce", format="mixed")
+    parsed = _parse_dates(dates)
     keys = parsed.astype(str).where(parsed.notna(), dates.astype(str))
     return keys.duplicated(keep="first").to_numpy()
 
@@ -339,9 +343,79 @@ def _fill_gaps(values: np.ndarray, names: list[str], path: Path) -> None:
         values[missing, c] = np.interp(rows[missing], rows[~missing], values[~missing, c])
 
 
-def load_series(path: str | Path) -> LoadedSeries:
+AUTO_DATE = "auto"   # `date_column` of a user file: the first column if its cells parse as dates, else none
+
+
+def read_header(path: str | Path) -> list[str]:
+    """The column names of a CSV (.csv or .csv.gz) file, read from its first line only."""
+    path = Path(path)
+    try:
+        with _open_text(path) as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error) as error:
+        raise DatasetFormatError(f"cannot be read ({error})", path=path, hint=EXPECTED_LAYOUT) from None
+    if not header:
+        raise DatasetFormatError("the file is empty", path=path, hint=EXPECTED_LAYOUT)
+    separator = _separator_error(path, header)
+    if separator is not None:
+        raise separator
+    return [name.strip() for name in header]
+
+
+def _looks_like_dates(column: pd.Series) -> bool:
+    if pd.api.types.is_numeric_dtype(column):
+        return False                      # numbers would parse as epoch offsets: a channel, not dates
+    cells = column.dropna().astype(str)
+    if cells.empty:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(cells, errors="coerce", format="mixed")
+    return bool(parsed.notna().all())
+
+
+def _pick_date_column(frame: pd.DataFrame, path: Path, date_column: str | None) -> str | None:
+    """The date column: 'date' (built-in files), a named one, or AUTO_DATE's guess (None: no dates)."""
+    if date_column == "date":
+        return _date_column(frame, path)
+    if date_column == AUTO_DATE:
+        first = frame.columns[0]
+        return first if str(first).strip().lower() == "date" or _looks_like_dates(frame[first]) else None
+    for column in frame.columns:
+        if str(column).strip() == date_column:
+            return column
+    raise DatasetFormatError(f"no column {date_column!r} in the header (columns: {list(frame.columns)[:10]})",
+                             path=path, line=1, hint="Set `date_column` to one of the header's names")
+
+
+def _pick_channels(frame: pd.DataFrame, path: Path, date_column: str | None,
+                   target_channels: list[str] | tuple[str, ...] | None) -> pd.DataFrame:
+    if target_channels is None:
+        return frame.drop(columns=[date_column]) if date_column is not None else frame
+    by_name = {str(c).strip(): c for c in frame.columns}
+    missing = [name for name in target_channels if name not in by_name]
+    if missing:
+        raise DatasetFormatError(f"target channel{'s' * (len(missing) > 1)} {', '.join(map(repr, missing))} not "
+                                 f"in the header (columns: {list(by_name)[:20]})", path=path, line=1,
+                                 hint="Use names from the header in `target_channels`")
+    return frame[[by_name[name] for name in target_channels]]
+
+
+def _parse_dates(dates: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(dates, errors="coerce")  # fast path: one format inferred from the first row
+    unparsed = parsed.isna() & dates.notna()
+    if unparsed.any():
+        parsed[unparsed] = pd.to_datetime(dates[unparsed], errors="coerce", format="mixed")
+    return parsed
+
+
+def load_series(path: str | Path, *, date_column: str | None = "date",
+                target_channels: list[str] | tuple[str, ...] | None = None) -> LoadedSeries:
     """Read a `date` + numeric-channels CSV (.csv or .csv.gz) into float64 (T, C), cleaned as the module says.
 
+    `date_column`: "date" (the built-in files: a column named date is required), a column name, or
+    `AUTO_DATE` (the first column if it parses as dates, else the file has no dates). `target_channels`:
+    the channel columns to keep, in that order (default: every column but the dates).
     Every problem is a `DatasetFormatError` naming the file and, where it has one, the line and column.
     """
     path = Path(path)
@@ -350,8 +424,8 @@ def load_series(path: str | Path) -> LoadedSeries:
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.any():
         frame, lines = frame[~blank], lines[~blank]
-    date_column = _date_column(frame, path)
-    channels = frame.drop(columns=[date_column])
+    date_column = _pick_date_column(frame, path, date_column)
+    channels = _pick_channels(frame, path, date_column, target_channels)
     if channels.shape[1] == 0:
         raise DatasetFormatError("no channel columns besides 'date'", path=path, line=1, hint=EXPECTED_LAYOUT)
     if len(frame) == 0:
@@ -360,7 +434,12 @@ def load_series(path: str | Path) -> LoadedSeries:
     names = [str(c) for c in channels.columns]
     values = _numeric_channels(channels, path, lines)
 
-    duplicated = _duplicate_timestamps(frame[date_column])
+    dates = None
+    if date_column is not None:
+        duplicated = _duplicate_timestamps(frame[date_column])
+        dates = _parse_dates(frame[date_column]).to_numpy(dtype="datetime64[ns]")[~duplicated]
+    else:
+        duplicated = np.zeros(len(values), dtype=bool)
     values, lines = values[~duplicated], lines[~duplicated]
     missing = np.isnan(values)
     non_finite = np.isinf(values)
@@ -375,7 +454,7 @@ def load_series(path: str | Path) -> LoadedSeries:
         "blank_lines": int(blank.sum()),
     }
     _fill_gaps(values, names, path)
-    return LoadedSeries(values=values, channel_names=names, cleaning=cleaning, lines=lines)
+    return LoadedSeries(values=values, channel_names=names, cleaning=cleaning, lines=lines, dates=dates)
 
 
 def describe_cleaning(path: str | Path | None, cleaning: dict[str, int]) -> str | None:

@@ -17,10 +17,9 @@ needs_shared = pytest.mark.skipif(not SHARED_GENOMICS.is_dir(), reason=f"{SHARED
 
 @pytest.fixture(autouse=True)
 def isolated_search(monkeypatch, tmp_path_factory):
-    """No user environment or home cache leaks into the search (the default data roots stay)."""
+    """No user environment leaks into the search."""
     for variable in genomics.ENV_DATA_ROOTS:
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(genomics, "USER_DATA_DIR", tmp_path_factory.mktemp("empty_home_cache"))
 
 
 def row_keys(x):
@@ -51,7 +50,7 @@ def test_registry_holds_the_18_nt_tasks_with_literature_metrics():
 # ------------------------------------------------------------------------------------------ real data
 @needs_shared
 def test_real_gue_prom_300_tata():
-    task = load_genomics_task("prom_300_tata")
+    task = load_genomics_task("prom_300_tata", data_root=SHARED_GENOMICS)
     assert task.sizes == {"train": 4904, "val": 613, "test": 613}  # GUE's own train/dev/test
     assert task.input_shape == (5, 300) and task.x_train.dtype == np.float32 and task.y_train.dtype == np.int64
     assert task.n_classes == 2 and task.metric == "f1"
@@ -63,9 +62,9 @@ def test_real_gue_prom_300_tata():
 
 @needs_shared
 def test_real_validation_split_is_disjoint_stratified_and_deterministic():
-    task = load_genomics_task("enhancers", val_fraction=0.1, seed=0)
-    again = load_genomics_task("enhancers", val_fraction=0.1, seed=0)
-    other = load_genomics_task("enhancers", val_fraction=0.1, seed=1)
+    task = load_genomics_task("enhancers", data_root=SHARED_GENOMICS, val_fraction=0.1, seed=0)
+    again = load_genomics_task("enhancers", data_root=SHARED_GENOMICS, val_fraction=0.1, seed=0)
+    other = load_genomics_task("enhancers", data_root=SHARED_GENOMICS, val_fraction=0.1, seed=1)
     assert np.array_equal(task.x_val, again.x_val) and np.array_equal(task.y_train, again.y_train)
     assert not np.array_equal(task.x_val, other.x_val)
     assert not row_keys(task.x_train) & row_keys(task.x_val)
@@ -76,7 +75,7 @@ def test_real_validation_split_is_disjoint_stratified_and_deterministic():
 @needs_shared
 def test_real_ienhancer_removes_train_copies_of_test_sequences():
     for name, counts in (("enhancers", [200, 200]), ("enhancers_types", [200, 100, 100])):
-        task = load_genomics_task(name)
+        task = load_genomics_task(name, data_root=SHARED_GENOMICS)
         assert task.input_shape == (5, 200) and np.bincount(task.y_test).tolist() == counts
         assert task.sizes["train"] + task.sizes["val"] == 2968 - 100
         removed = [n for n in task.notes if n.startswith("removed")]
@@ -88,7 +87,7 @@ def test_real_ienhancer_removes_train_copies_of_test_sequences():
 
 @needs_shared
 def test_real_gue_task_without_train_file_trains_on_dev():
-    task = load_genomics_task("prom_300_all", max_train=500)
+    task = load_genomics_task("prom_300_all", data_root=SHARED_GENOMICS, max_train=500)
     assert task.sizes == {"train": 500, "val": 592, "test": 5920}
     assert any("no train file" in note for note in task.notes)
 
@@ -194,7 +193,6 @@ def test_missing_dataset_lists_paths_and_source(tmp_path):
 
 
 def test_missing_enhancers_also_names_the_ienhancer_layout(tmp_path, monkeypatch):
-    monkeypatch.setattr(genomics, "SHARED_GENOMICS_DIR", tmp_path / "no_shared")
     with pytest.raises(DatasetMissingError, match="iEnhancer") as error:
         load_genomics_task("enhancers", data_root=tmp_path)
     assert "train,test}_{strong,weak,non}_enhancers.txt" in str(error.value)

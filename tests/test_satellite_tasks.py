@@ -28,7 +28,6 @@ needs_shared = pytest.mark.skipif(not SHARED_SATELLITE.is_dir(), reason=f"{SHARE
 def isolated_search(monkeypatch, tmp_path_factory):
     for variable in (*satellite.ENV_DATA_ROOTS, "GEO_BENCH_DIR"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setattr(satellite, "USER_DATA_DIR", tmp_path_factory.mktemp("empty_home_data"))
 
 
 def row_keys(x):
@@ -267,7 +266,6 @@ def _two_class_copy(tmp_path):
 
 
 def test_missing_dataset_lists_paths_and_source(tmp_path, monkeypatch):
-    monkeypatch.setattr(satellite, "SHARED_SATELLITE_DIR", tmp_path / "no_shared")
     with pytest.raises(DatasetMissingError) as error:
         load_satellite_task("m-so2sat", data_root=tmp_path)
     message = str(error.value)
