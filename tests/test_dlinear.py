@@ -1,11 +1,17 @@
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from models.dlinear import DLinear, DLinearConfig, DLinearTrainer, SeriesDecomposition
-from models.training import checkpoint_paths, gather_channel_windows
+from launcher.errors import SpecError
+from launcher.methods.dlinear import DLinearMethod, dlinear_recipe
+from launcher.methods.forecast_recipe import gather_channel_windows
+from launcher.spec.load import load_sweep
+from launcher.training.checkpoints import CheckpointMismatch, checkpoint_folders
+from launcher.training.epoch_loop import final_weights, run_segment
+from models.dlinear import DLinear, SeriesDecomposition
 from tasks.timeseries import load_forecast_task
 
 torch.set_num_threads(1)
@@ -13,6 +19,8 @@ torch.set_num_threads(1)
 CONTEXT, HORIZON = 96, 24
 REPRODUCIBLE = ("epoch", "train_loss", "val_mse", "val_mae", "best_val_mse", "test_mse_at_best_val",
                 "test_mae_at_best_val", "test_mse_last", "test_mae_last")  # all but epoch_seconds
+# The method's declared defaults (written out: the tests need no particular place of declaration).
+DEFAULTS = {"lr": 5e-3, "weight_decay": 0.0, "batch_size": 32, "moving_avg": 25, "seed": 0, "max_windows_per_epoch": None}
 
 
 @pytest.fixture(scope="module")
@@ -20,20 +28,20 @@ def etth1():
     return load_forecast_task("ETTh1", HORIZON, context=CONTEXT)
 
 
-@pytest.fixture
-def deterministic():
-    was = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    yield
-    torch.use_deterministic_algorithms(was)
-
-
 def reproducible(metrics: dict) -> dict:
     return {key: metrics[key] for key in REPRODUCIBLE}
 
 
-def small_config(**overrides) -> DLinearConfig:
-    return DLinearConfig(**{"max_windows_per_epoch": 300, "seed": 3, **overrides})
+def small_params(**overrides) -> dict:
+    return {**DEFAULTS, "max_windows_per_epoch": 300, "seed": 3, **overrides}
+
+
+def train(task, folder, until: int, params: dict, reported: list | None = None):
+    """One segment of a DLinear trial in `folder`, as the trial job runs it (a fresh method object: a new process)."""
+    method = DLinearMethod()
+    method.distributed = None
+    report = (lambda step, metrics: reported.append((step, metrics))) if reported is not None else (lambda *a: None)
+    return method.run_segment(task, dict(params), folder, until, report)
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -58,9 +66,11 @@ def test_trend_replicates_the_end_values_as_padding():
     torch.testing.assert_close(trend, torch.tensor([[9 / 5, 16 / 5, 23 / 5, 30 / 5]]))
 
 
-def test_even_kernel_is_rejected():
+def test_even_kernel_is_rejected(etth1):
     with pytest.raises(ValueError, match="odd"):
         SeriesDecomposition(24)
+    with pytest.raises(ValueError, match="odd"):   # by the method too, before any training starts
+        dlinear_recipe(etth1, small_params(moving_avg=24))
 
 
 def test_shapes_init_and_parameter_count():
@@ -72,14 +82,14 @@ def test_shapes_init_and_parameter_count():
     torch.testing.assert_close(model.trend.weight, torch.full((5, 12), 1 / 12))
 
 
-def test_trainer_rejects_empty_epochs(etth1, tmp_path):
-    with pytest.raises(ValueError, match="max_windows_per_epoch"):
-        DLinearTrainer(etth1, DLinearConfig(max_windows_per_epoch=0), tmp_path)
+def test_empty_epochs_are_rejected(write_sweep):
+    with pytest.raises(SpecError, match="max_windows_per_epoch"):
+        load_sweep(write_sweep("name: b\ntasks: [{dataset: ETTh1}]\nmethods: {dlinear: {max_windows_per_epoch: 0}}\n"))
 
 
-def test_trainer_parameter_count(etth1, tmp_path):
-    trainer = DLinearTrainer(etth1, DLinearConfig(), tmp_path)
-    assert trainer.n_parameters == 2 * (96 * 24 + 24) == 4656
+def test_parameter_count(etth1):
+    model = dlinear_recipe(etth1, DEFAULTS).build_model()
+    assert sum(p.numel() for p in model.parameters()) == 2 * (96 * 24 + 24) == 4656
 
 
 def test_channel_windows_are_cut_per_channel():
@@ -91,77 +101,87 @@ def test_channel_windows_are_cut_per_channel():
 
 # ------------------------------------------------------------------------------------------- training
 def test_training_lowers_the_training_loss(etth1, tmp_path):
-    epochs = []
-    trainer = DLinearTrainer(etth1, DLinearConfig(max_windows_per_epoch=2000), tmp_path)
-    last = trainer.train_until(3, on_epoch=lambda epoch, metrics: epochs.append(metrics))
-    assert [m["epoch"] for m in epochs] == [1, 2, 3] and last == epochs[-1]
+    reported = []
+    result = train(etth1, tmp_path, 3, small_params(max_windows_per_epoch=2000), reported)
+    epochs = [m for _, m in reported]
+    assert [step for step, _ in reported] == [m["epoch"] for m in epochs] == [1, 2, 3]
+    assert {key: result.metrics[key] for key in epochs[-1]} == epochs[-1]
     assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
     assert all(math.isfinite(m["val_mse"]) and math.isfinite(m["test_mse_last"]) for m in epochs)
-    assert last["test_mse_at_best_val"] < 1.0  # z-scored units; predicting zeros scores about 1
-    assert len(checkpoint_paths(tmp_path)) == 2  # only the newest two are kept
+    assert result.metrics["test_mse_at_best_val"] < 1.0  # z-scored units; predicting zeros scores about 1
+    # the headline numbers, as reports and ASHA read them
+    assert (result.metrics["test_mse"], result.metrics["test_mae"]) == (
+        result.metrics["test_mse_at_best_val"], result.metrics["test_mae_at_best_val"])
+    assert result.n_parameters == 4656
+    assert [e for e, _ in checkpoint_folders(tmp_path / "checkpoints")] == [3, 2]  # only the newest two are kept
 
 
-def test_stop_and_resume_is_bit_identical(etth1, tmp_path, deterministic):
-    straight = DLinearTrainer(etth1, small_config(), tmp_path / "straight")
-    straight_metrics = straight.train_until(4)
+def test_stop_and_resume_is_bit_identical(etth1, tmp_path):
+    straight_epochs = []
+    straight = train(etth1, tmp_path / "straight", 4, small_params(), straight_epochs)
 
-    first = DLinearTrainer(etth1, small_config(), tmp_path / "resumed")
-    first.train_until(2)
+    train(etth1, tmp_path / "resumed", 2, small_params())
     resumed_epochs = []
-    second = DLinearTrainer(etth1, small_config(), tmp_path / "resumed")  # a fresh process, in effect
-    resumed_metrics = second.train_until(4, on_epoch=lambda epoch, metrics: resumed_epochs.append(epoch))
+    resumed = train(etth1, tmp_path / "resumed", 4, small_params(), resumed_epochs)  # a fresh process, in effect
 
-    assert resumed_epochs == [3, 4]  # epochs 1-2 came from the checkpoint, not retrained
-    assert reproducible(resumed_metrics) == reproducible(straight_metrics)
-    for name, value in straight.model.state_dict().items():
-        assert torch.equal(value, second.model.state_dict()[name]), name
+    # epochs 1-2 came from the checkpoint, not retrained; epoch 2's line is replayed from it (the outbox drops repeats)
+    assert [step for step, _ in resumed_epochs] == [2, 3, 4]
+    assert reproducible(resumed_epochs[0][1]) == reproducible(straight_epochs[1][1])
+    assert reproducible(resumed.metrics) == reproducible(straight.metrics)
+    assert resumed.metrics["test_mse"] == straight.metrics["test_mse"]
+    a, b = final_weights(tmp_path / "straight/checkpoints"), final_weights(tmp_path / "resumed/checkpoints")
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
 
 
-def test_a_truncated_checkpoint_is_skipped(etth1, tmp_path, deterministic):
-    reference = DLinearTrainer(etth1, small_config(), tmp_path).train_until(3)
-    newest = checkpoint_paths(tmp_path)[0][1]
-    assert newest.name == "epoch_000003.pt"
-    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+def test_a_truncated_checkpoint_is_skipped(etth1, tmp_path):
+    reference = train(etth1, tmp_path, 3, small_params())
+    newest = checkpoint_folders(tmp_path / "checkpoints")[0][1]
+    assert newest.name == "epoch_000003"
+    state = newest / "state.pt"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
 
     resumed_epochs = []
     with pytest.warns(RuntimeWarning, match="skipping unloadable checkpoint"):
-        again = DLinearTrainer(etth1, small_config(), tmp_path).train_until(
-            3, on_epoch=lambda epoch, metrics: resumed_epochs.append(epoch))
-    assert resumed_epochs == [3]  # resumed from epoch 2 and redid only epoch 3
-    assert reproducible(again) == reproducible(reference)
+        again = train(etth1, tmp_path, 3, small_params(), resumed_epochs)
+    assert [step for step, _ in resumed_epochs] == [2, 3]  # resumed from epoch 2 (replayed) and redid only epoch 3
+    assert reproducible(again.metrics) == reproducible(reference.metrics)
 
 
 def test_garbage_only_checkpoints_start_from_scratch(etth1, tmp_path):
-    (tmp_path / "epoch_000001.pt").write_bytes(b"not a checkpoint")
+    folder = tmp_path / "checkpoints/epoch_000001"
+    folder.mkdir(parents=True)
+    (folder / "state.pt").write_bytes(b"not a checkpoint")
+    (folder / "COMPLETE").write_text("1\n")
     with pytest.warns(RuntimeWarning, match="skipping unloadable checkpoint"):
-        metrics = DLinearTrainer(etth1, small_config(), tmp_path).train_until(1)
-    assert metrics["epoch"] == 1
+        result = train(etth1, tmp_path, 1, small_params())
+    assert result.metrics["epoch"] == 1
 
 
 def test_resuming_a_different_config_is_refused(etth1, tmp_path):
-    DLinearTrainer(etth1, small_config(), tmp_path).train_until(1)
-    with pytest.raises(ValueError, match="different run"):
-        DLinearTrainer(etth1, small_config(lr=0.01), tmp_path).train_until(2)
+    train(etth1, tmp_path, 1, small_params())
+    with pytest.raises(CheckpointMismatch, match="different run"):
+        train(etth1, tmp_path, 2, small_params(lr=0.01))
 
 
-class ScriptedScores(DLinearTrainer):
-    """Val/test scores from a script, so the selection rule is tested on a known sequence."""
-
-    def __init__(self, *args, val_mse, test_mse):
-        super().__init__(*args)
-        self.scores = {"val": list(val_mse), "test": list(test_mse)}
-
-    def evaluate(self, series):
-        split = "val" if series is self.task.val else "test"
-        mse = self.scores[split][self.epoch]
-        return {"mse": mse, "mae": mse / 10}
+def test_resuming_a_different_context_is_refused(etth1, tmp_path):
+    train(etth1, tmp_path, 1, small_params())
+    other = load_forecast_task("ETTh1", HORIZON, context=CONTEXT // 2)
+    with pytest.raises(CheckpointMismatch, match="different run"):
+        train(other, tmp_path, 2, small_params())
 
 
 def test_test_metric_is_taken_at_the_best_validation_epoch(etth1, tmp_path):
-    trainer = ScriptedScores(etth1, small_config(max_windows_per_epoch=32), tmp_path,
-                             val_mse=[3.0, 1.0, 2.0, math.nan, 0.5], test_mse=[10.0, 20.0, 30.0, 40.0, 50.0])
+    # Val/test scores from a script, so the selection rule is tested on a known sequence.
+    val_mse, test_mse = [3.0, 1.0, 2.0, math.nan, 0.5], [10.0, 20.0, 30.0, 40.0, 50.0]
+    scripted = iter(mse for pair in zip(val_mse, test_mse) for mse in pair)   # the loop scores val, then test
+
+    def score(outputs):
+        mse = next(scripted)
+        return {"mse": mse, "mae": mse / 10}
+
+    recipe = dataclasses.replace(dlinear_recipe(etth1, small_params(max_windows_per_epoch=32)), score=score)
     epochs = []
-    trainer.train_until(5, on_epoch=lambda epoch, metrics: epochs.append(metrics))
+    run_segment(recipe, None, tmp_path, 5, lambda epoch, metrics: epochs.append(metrics))
     assert [m["best_val_mse"] for m in epochs] == [3.0, 1.0, 1.0, 1.0, 0.5]
     assert [m["test_mse_at_best_val"] for m in epochs] == [10.0, 20.0, 20.0, 20.0, 50.0]
     assert [m["test_mae_at_best_val"] for m in epochs] == [1.0, 2.0, 2.0, 2.0, 5.0]
@@ -170,9 +190,9 @@ def test_test_metric_is_taken_at_the_best_validation_epoch(etth1, tmp_path):
 
 def test_best_val_bookkeeping_matches_the_per_epoch_scores(etth1, tmp_path):
     # A large learning rate makes val MSE move around, so the best epoch is not simply the last.
-    epochs = []
-    DLinearTrainer(etth1, small_config(lr=0.05), tmp_path).train_until(
-        4, on_epoch=lambda epoch, metrics: epochs.append(metrics))
+    reported = []
+    train(etth1, tmp_path, 4, small_params(lr=0.05), reported)
+    epochs = [m for _, m in reported]
     for seen in range(1, len(epochs) + 1):
         best = min(epochs[:seen], key=lambda m: m["val_mse"])
         assert epochs[seen - 1]["best_val_mse"] == best["val_mse"]
@@ -181,15 +201,20 @@ def test_best_val_bookkeeping_matches_the_per_epoch_scores(etth1, tmp_path):
 
 
 def test_val_metrics_match_a_direct_computation(etth1, tmp_path):
-    trainer = DLinearTrainer(etth1, small_config(), tmp_path)
-    trainer.train_until(1)
+    params = small_params()
+    recipe = dlinear_recipe(etth1, params)
+    assert recipe.eval_sizes["val"] == etth1.n_val_windows     # every stride-1 window of the val slice
+    reported = []
+    train(etth1, tmp_path, 1, params, reported)
+    model = recipe.build_model()
+    model.load_state_dict(final_weights(tmp_path / "checkpoints"))
     windows = np.lib.stride_tricks.sliding_window_view(etth1.val, CONTEXT + HORIZON, axis=0)  # (N, C, width)
     windows = windows.reshape(-1, CONTEXT + HORIZON)
+    assert len(windows) == etth1.n_val_windows * etth1.n_channels
     with torch.no_grad():
-        predicted = trainer.model(torch.tensor(windows[:, :CONTEXT], dtype=torch.float32)).double().numpy()
+        predicted = model(torch.tensor(windows[:, :CONTEXT], dtype=torch.float32)).double().numpy()
     error = predicted - windows[:, CONTEXT:]
-    scores = trainer.evaluate(etth1.val)
-    assert scores["n_windows"] == etth1.n_val_windows
-    assert scores["mse"] == pytest.approx(np.mean(error ** 2), rel=1e-9)
-    assert scores["mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-9)
-    assert trainer.model.training  # evaluation put the model back in train mode
+    metrics = reported[-1][1]
+    # the loop holds the series as float32, so targets differ from the float64 ones by float32 rounding
+    assert metrics["val_mse"] == pytest.approx(np.mean(error ** 2), rel=1e-6)
+    assert metrics["val_mae"] == pytest.approx(np.mean(np.abs(error)), rel=1e-6)

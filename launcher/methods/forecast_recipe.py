@@ -15,7 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from launcher.training.epoch_loop import TrainingRecipe
-from models.training import gather_channel_windows
+
+
+def gather_channel_windows(series: torch.Tensor, starts: torch.Tensor, width: int) -> torch.Tensor:
+    """The `width`-row windows of `series` (T, C) starting at `starts` (B,), one row per channel: (B*C, width).
+
+    Row b*C + c is channel c of the window at starts[b]: channel-independent models see each channel of
+    each window as a separate univariate sample. Only this batch is copied, never the whole slice.
+    """
+    rows = starts[:, None] + torch.arange(width)  # (B, width) row indices
+    windows = series[rows]                         # (B, width, C)
+    return windows.transpose(1, 2).reshape(-1, width)
 
 
 def forecasting_recipe(task, build_model: Callable[[], nn.Module], *, lr: float, weight_decay: float,
