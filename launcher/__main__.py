@@ -6,6 +6,7 @@ before anything is written or submitted.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -37,14 +38,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from launcher.engine.lock import sweep_lock
-    from launcher.spec.load import load_recorded_sweep, read_record
+    from launcher.api import resume_folder
 
-    folder = Path(args.dir)
-    read_record(folder)                 # a sweep folder? (read only: nothing written before the lock)
-    with sweep_lock(folder):            # a second controller is refused before it writes anything
-        return _run(load_recorded_sweep(folder, overrides=_overrides(args)), dry_run=False,
-                    retry_failed=args.retry_failed)
+    return _exit_code(resume_folder(args.dir, overrides=_overrides(args), retry_failed=args.retry_failed))
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
@@ -64,46 +60,19 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, retry_failed: bool = False) -> int:
-    from launcher.engine.lock import sweep_lock
-    from launcher.engine.preflight import check_data
+def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0) -> int:
+    from launcher.api import run_spec
 
-    if dry_run:
-        from launcher.engine.dry_run import describe_dry_run
+    return _exit_code(run_spec(spec, dry_run=dry_run, epoch_minutes=epoch_minutes))
 
-        try:
-            check_data(spec)
-        except SpecError as missing:    # a cluster sweep previewed on a laptop: say so, do not stop
-            print(f"warning: {missing}\n")
-        print(describe_dry_run(spec, epoch_minutes))
-        print("\n(dry run: nothing written, nothing submitted)")
+
+def _exit_code(outcome) -> int:
+    """0: every trial finished (or a dry run); 1: some failed; 3: the sweep paused."""
+    if outcome.summary is None:
         return 0
-    check_data(spec)
-    from launcher.tracking import check_tracking
-
-    check_tracking(spec.tracking_uri())
-    with sweep_lock(Path(spec.out)):    # one controller per folder; released by the kernel on kill -9
-        return _run_locked(spec, retry_failed)
-
-
-def _run_locked(spec, retry_failed: bool) -> int:
-    from launcher.engine.controller import Controller
-
-    print(f"sweep {spec.name}: results in {spec.out}", file=sys.stderr)
-    summary = Controller(spec, retry_failed=retry_failed).run()
-    if summary["paused"]:
-        print(f"\nPAUSED: {summary['failed']} trials failed, more than search.max_failure_rate="
-              f"{spec.search.max_failure_rate} of those that ended. Finished work is kept. Read the tracebacks "
-              f"(python -m launcher status {spec.out}; error.txt in each failed trial folder), fix the cause, then "
-              f"run: python -m launcher resume {spec.out}", file=sys.stderr)
+    if outcome.summary["paused"]:
         return EXIT_PAUSED
-    from launcher.report import write_report
-
-    print(write_report(Path(spec.out)))
-    store = spec.tracking.uri or "sqlite:///" + str(Path(spec.out).resolve() / "mlflow.db")
-    print(f"{summary['done']} of {summary['trials']} trials finished, {summary['failed']} failed. "
-          f"Report: {Path(spec.out) / 'report.md'}; MLflow: mlflow ui --backend-store-uri {store}", file=sys.stderr)
-    return 0 if summary["failed"] == 0 else EXIT_TRIALS_FAILED
+    return 0 if outcome.summary["failed"] == 0 else EXIT_TRIALS_FAILED
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -113,23 +82,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from launcher.engine.progress import read_status, render_status
+    from launcher.api import sweep_status
+    from launcher.engine.progress import render_status
 
-    folder = Path(args.dir)
-    if not (folder / "journal.jsonl").exists():
-        from launcher.errors import SpecError as _SpecError
-
-        raise _SpecError(f"{folder} has no journal.jsonl: not a sweep folder, or the sweep never started",
-                         hint="pass the output folder of `launcher sweep`")
-    print(render_status(read_status(folder)))
+    print(render_status(sweep_status(args.dir)))
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from launcher.report import write_report
+    from launcher.api import report
 
-    print(write_report([Path(d) for d in args.dirs], references=[Path(f) for f in args.reference or ()],
-                       baseline=args.baseline))
+    print(report(args.dirs, references=args.reference or (), baseline=args.baseline))
     return 0
 
 
@@ -146,6 +109,31 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:        # stopped while it was starting (start_ui stopped the server)
         return 130
+    return 0
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from launcher.catalog import describe_methods
+    from launcher.methods.registry import PluginError, method_names
+
+    try:
+        unknown = [n for n in args.names if n not in method_names() and ":" not in n]
+        if unknown:
+            raise SpecError(f"unknown method {unknown[0]!r}", hint=f"known: {', '.join(method_names())}")
+        print(describe_methods(args.names or None, verbose=args.verbose))
+    except PluginError as err:          # a plugin package that does not load: say which, no traceback
+        raise SpecError(str(err), hint="fix or uninstall that package") from None
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from launcher.catalog import describe_tasks
+    from tasks.plugins import TaskPluginError
+
+    try:
+        print(describe_tasks(args.domain))
+    except TaskPluginError as err:
+        raise SpecError(str(err), hint="fix or uninstall that package") from None
     return 0
 
 
@@ -227,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="column for %% improvement (default: the sweep's report.baseline, else auto_arima, "
                              "else naive)")
     report.set_defaults(func=_cmd_report)
+
+    methods = sub.add_parser("methods", help="list the methods a sweep can name (built-in and plugins), with "
+                                             "their domains and parameters",
+                             description="Every method this installation can run: built-in ones, those installed "
+                                         "packages register (entry points `launcher.methods`), each with its kind, "
+                                         "task domains, whether it is tuned, and its parameters with defaults.")
+    methods.add_argument("names", nargs="*", metavar="NAME", help="only these methods (default: all)")
+    methods.add_argument("-v", "--verbose", action="store_true", help="full parameter help texts")
+    methods.set_defaults(func=_cmd_methods)
+
+    tasks = sub.add_parser("tasks", help="list the task names a sweep can name, by domain (built-in and plugins)",
+                           description="Every task name this installation knows, by domain: the built-in "
+                                       "benchmarks and those installed packages register (entry points "
+                                       "`launcher.tasks`).")
+    tasks.add_argument("--domain", choices=("forecasting", "genomics", "satellite"), help="only this domain")
+    tasks.set_defaults(func=_cmd_tasks)
     return parser
 
 
@@ -249,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are kept; run the same command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:            # `launcher methods | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:
         if not stop.requested():
             raise

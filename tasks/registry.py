@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-DOMAINS = ("forecasting", "genomics", "satellite")
+from tasks.plugins import DOMAINS, TaskSource, load_task_source, plugin_tasks
+
+__all__ = ["DOMAINS", "TaskSource", "known_tasks", "load_task", "load_task_source", "plugin_tasks", "task_name"]
 
 
 def known_tasks() -> dict[str, str]:
@@ -36,6 +38,11 @@ def load_task(domain: str, dataset: str, *, horizon: int | None = None, context:
     target_channels, split, freq (a user's own file, `tasks.timeseries.load_forecast_task`); genomics and
     satellite val_fraction, max_train."""
     options = {k: v for k, v in (options or {}).items() if v is not None}
+    if "loader" in options:            # a task of one's own (tasks.plugins): its loader builds the task
+        source = load_task_source(options.pop("loader"))
+        if source.domain == "forecasting":
+            return source(horizon=horizon, context=context, data_root=data_root, **options)
+        return source(seed=seed, data_root=data_root, **options)
     if domain == "forecasting":
         from tasks.timeseries import load_forecast_task
 

@@ -9,6 +9,10 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# The offline benchmark data, where this checkout has it beside it: the CPU sweep files find their tasks
+# through $LAUNCHER_DATA_ROOT (tests that need the data skip when it is absent).
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("LAUNCHER_DATA_ROOT", str(SHARED_DATA))
 
 
 @pytest.fixture

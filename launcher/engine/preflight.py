@@ -46,6 +46,9 @@ def check_data(spec: SweepSpec) -> None:
     # (resolved file, how it is read) -> (file, its tasks)
     forecast_files: dict[tuple, tuple[Path, list]] = {}
     for task in spec.tasks:
+        if task.loader:
+            _check_task_from_code(task, spec)
+            continue
         try:
             if task.domain == "forecasting":
                 file = Path(task.path) if task.path else find_dataset_file(task.dataset, spec.data_root)
@@ -145,6 +148,29 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
     # Written in the file's key order (a search space's order is part of what the optimizer sees),
     # with the folder itself as "." so that a moved or copied folder still describes itself.
     recorded.write_text(json.dumps({**resolved, "out": "."}, indent=2))
+
+
+def _check_task_from_code(task, spec: SweepSpec) -> None:
+    """A task of one's own from code: its loader runs once (the first horizon) and must build a task of the
+    standard types, so a broken loader is one message before anything is submitted, not a failure per trial."""
+    from tasks.classification import ClassificationTask
+    from tasks.registry import load_task
+    from tasks.timeseries import ForecastTask
+
+    expected = ForecastTask if task.domain == "forecasting" else ClassificationTask
+    where = dict(file=str(spec.source), key=f"tasks[{task.dataset}]")
+    try:
+        built = load_task(task.domain, task.dataset, horizon=min(task.horizons) if task.horizons else None,
+                          context=task.context or None, data_root=spec.data_root,
+                          options={"loader": task.loader, "max_train": task.max_train,
+                                   "val_fraction": task.val_fraction})
+    except Exception as err:  # the user's loader: whatever it raises is reported, never a traceback
+        raise SpecError(f"the loader {task.loader} raised {type(err).__name__}: {err}", **where,
+                        hint="run the loader on its own to debug it") from None
+    if not isinstance(built, expected):
+        raise SpecError(f"the loader {task.loader} returned a {type(built).__name__}, expected a "
+                        f"{expected.__module__}.{expected.__name__}", **where,
+                        hint="build the task with the types of tasks.timeseries / tasks.classification")
 
 
 def describe_plan(spec: SweepSpec) -> str:

@@ -51,6 +51,8 @@ def build_trial_spec(spec: SweepSpec, plan: StudyPlan, trial: TrialState, until_
         options = {k: v for k, v in task.forecast_options().items() if v is not None}
     else:
         options = {"max_train": task.max_train, "val_fraction": task.val_fraction}
+    if task is not None and task.loader:    # a task of one's own from code: its loader builds it
+        options["loader"] = task.loader
     params = dict(trial.params)
     if params.get("init_from") and not Path(params["init_from"]).is_absolute():   # relative to the sweep folder
         params["init_from"] = str(Path(spec.out) / params["init_from"])

@@ -53,6 +53,12 @@ class Declaration:
     multi_fidelity: ClassVar[bool] = False         # trained in epochs and segments (EpochMethod)
 
     @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
+        """Checks across params, or beyond one Param's kind and range, before anything runs: param name ->
+        what is wrong with it (the spec layer reports it at that param's file:line). Override as needed."""
+        return {}
+
+    @classmethod
     def objective_for(cls, domain: str) -> tuple[str | None, str]:
         """(objective metric, "min"/"max") on a task of `domain`; (None, "min") when it has none."""
         entry = cls.objective or (None, "min")

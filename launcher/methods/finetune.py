@@ -24,6 +24,7 @@ from launcher.methods.base import EpochMethod, MethodResult, Report
 from launcher.methods.fm_common import (
     FINETUNE_ADAPTERS,
     adapter_notes,
+    adapter_problem,
     load_fm,
     resolve_checkpoint,
     task_domain,
@@ -53,8 +54,9 @@ class FinetuneMethod(EpochMethod):
     kind = "fine-tuned FM"
     domains = ("forecasting", "genomics", "satellite")
     params = {
-        "adapter": Param("str", None, "FM adapter (models.fm.base.ADAPTERS); null: the domain's default, patchtst / "
-                         "nucleotide_transformer / vit", choices=FINETUNE_ADAPTERS, nullable=True),
+        "adapter": Param("str", None, "FM adapter: a built-in name (models.fm.base.ADAPTERS), a plugin's, or "
+                         "my_pkg.fm:MyAdapter; null: the domain's default, patchtst / nucleotide_transformer / vit",
+                         nullable=True),
         "checkpoint": Param("path", None, "local folder holding the pretrained checkpoint (README: 'Foundation models' "
                             "lists the public ids to fetch); null only with stand_in: tiny", nullable=True),
         "stand_in": Param("str", "none", "tiny: a random-init stand-in of the adapter's architecture, written on demand "
@@ -91,6 +93,11 @@ class FinetuneMethod(EpochMethod):
     objective = {"forecasting": ("best_val_mse", "min"), "genomics": ("best_val_score", "max"),
                  "satellite": ("best_val_score", "max")}
     strategies = ("none", "ddp", "deepspeed")
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
+        problem = adapter_problem(params.get("adapter"), FINETUNE_ADAPTERS)
+        return {"adapter": problem} if problem else {}
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:

@@ -27,6 +27,46 @@ FINETUNE_ADAPTERS = ("nucleotide_transformer", "dnabert2", "hyenadna", "caduceus
 ZEROSHOT_ADAPTERS = ("fracast", "patchtst", "patchtsmixer", "chronos")
 
 
+def adapter_problem(ref: str | None, builtin: tuple[str, ...]) -> str | None:
+    """Why `ref` cannot serve as this method's FM adapter (None: it can). A built-in name, the name an
+    installed plugin registers (entry points `launcher.adapters`), or an import path `pkg.module:Class`
+    of a models.fm.base.FMAdapter subclass with `from_pretrained`."""
+    if ref is None or ref in builtin:
+        return None
+    if ":" not in ref:
+        from importlib.metadata import entry_points
+
+        plugins = sorted(ep.name for ep in entry_points(group="launcher.adapters"))
+        if ref in plugins:
+            return None
+        return (f"unknown FM adapter {ref!r}; known: {', '.join([*builtin, *plugins])}, or an import path "
+                f"such as my_pkg.fm:MyAdapter")
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        return f"adapter {ref!r}: expected an import path 'package.module:Class'"
+    import importlib
+
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        return f"adapter {ref!r}: module {e.name!r} is not importable (install the package, or put it on PYTHONPATH)"
+    except Exception as e:
+        return f"adapter {ref!r}: importing {module_name} raised {type(e).__name__}: {e}"
+    for part in attr.split("."):
+        if not hasattr(found, part):
+            return f"adapter {ref!r}: {module_name} has no attribute {attr!r}"
+        found = getattr(found, part)
+    if not isinstance(found, type):
+        return f"adapter {ref!r} is a {type(found).__name__}, not an adapter class"
+    if not callable(getattr(found, "from_pretrained", None)):
+        return f"adapter {ref!r} ({found.__name__}) has no from_pretrained(folder, task_head_spec, ...) classmethod"
+    from models.fm.base import FMAdapter
+
+    if not issubclass(found, FMAdapter):
+        return f"adapter {ref!r} ({found.__name__}) is not a subclass of models.fm.base.FMAdapter"
+    return None
+
+
 def task_domain(task: Any) -> str:
     """forecasting | genomics | satellite (classification tasks carry their domain; forecast tasks do not)."""
     return getattr(task, "domain", "forecasting")

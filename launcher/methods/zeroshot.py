@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from launcher.methods.base import Method, MethodResult, Report
-from launcher.methods.fm_common import ZEROSHOT_ADAPTERS, adapter_notes, load_fm, resolve_checkpoint
+from launcher.methods.fm_common import ZEROSHOT_ADAPTERS, adapter_notes, adapter_problem, load_fm, resolve_checkpoint
 from launcher.methods.params import Param
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ class ZeroShotMethod(Method):
     name = "zeroshot"
     kind = "zero-shot FM"
     params = {
-        "adapter": Param("str", "fracast", "forecasting FM adapter", choices=ZEROSHOT_ADAPTERS),
+        "adapter": Param("str", "fracast", "forecasting FM adapter: a built-in name, a plugin's, or "
+                         "my_pkg.fm:MyAdapter"),
         "checkpoint": Param("path", None, "local checkpoint folder; null: fracast's weights bundled in its wheel",
                             nullable=True),
         "stand_in": Param("str", "none", "tiny: a random-init stand-in (tests the path offline; labelled)",
@@ -34,6 +35,11 @@ class ZeroShotMethod(Method):
         "allow_download": Param("bool", False, "fetch a missing checkpoint from the Hugging Face Hub into `checkpoint`"),
     }
     deterministic = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
+        problem = adapter_problem(params.get("adapter"), ZEROSHOT_ADAPTERS)
+        return {"adapter": problem} if problem else {}
 
     def run(self, task, params: dict[str, Any], report: Report) -> MethodResult:
         import torch

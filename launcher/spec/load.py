@@ -97,6 +97,11 @@ def record_as_sweep_file(record: Mapping[str, Any], out: str | Path) -> dict:
         # Only the keys of the task's domain (a genomics task has no horizons); the domain follows the name.
         keep = ("dataset", "horizons", "context", "path", "date_column", "target_channels", "freq") \
             if task.get("domain", "forecasting") == "forecasting" else ("dataset", "path", "max_train", "val_fraction")
+        if task.get("loader"):
+            keep = ("horizons", "context") if task.get("domain", "forecasting") == "forecasting" \
+                else ("max_train", "val_fraction")
+            tasks.append({"task": task["loader"], **{k: task[k] for k in keep if task.get(k) is not None}})
+            continue
         entry = {k: task[k] for k in keep if task.get(k) is not None}
         if task.get("split_ratios") is not None:
             entry["split"] = {"ratios": task["split_ratios"]}

@@ -125,7 +125,7 @@ BACKENDS: tuple[str, ...] = ("inline", "local", "slurm")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
             "tracking", "report", "search")
-TASK_KEYS = ("dataset", "horizons", "context", "path", "max_train", "val_fraction", "date_column",
+TASK_KEYS = ("dataset", "task", "horizons", "context", "path", "max_train", "val_fraction", "date_column",
              "target_channels", "split", "freq")
 # Keys of a forecasting task read from its file ("your own data"): with any of them the file is read at validation.
 USER_DATA_TASK_KEYS = ("date_column", "target_channels", "split", "freq")
@@ -177,6 +177,8 @@ class TaskSpec:
     split_ratios: tuple[float, float, float] | None = None   # `split: {ratios: [...]}`
     split_dates: tuple[str, str] | None = None               # `split: {dates: [val_start, test_start]}`
     freq: int | None = None                                  # season in steps
+    # a task of one's own from code (tasks.plugins): the loader's import path or a plugin's registered name
+    loader: str | None = None
 
     def split(self) -> dict | None:
         """The `split` mapping as written ({"ratios": [...]} or {"dates": [...]}); None: the default."""

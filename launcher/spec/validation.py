@@ -139,8 +139,22 @@ class Validator(SearchReader, StoreReader):
                 raise item.error(key, f"expected a mapping with at least `dataset`, got "
                                       f"{describe(item)}", "Write e.g. `- dataset: ETTh1`.")
             entries = self.mapping(item, key, TASK_KEYS, "a task")
-            dnode = self.require(entries, item, key, "dataset")
-            dataset = self.string(dnode, f"{key}.dataset", "a dataset name")
+            if (tnode := self.present(entries, "task")) is not None:
+                ref = self.string(tnode, f"{key}.task", "a loader's import path such as my_pkg.data:my_task")
+                task = self.plugin_task(entries, item, key, tnode, ref, datasets)
+            else:
+                task = None
+            dnode = self.require(entries, item, key, "dataset") if task is None else None
+            dataset = self.string(dnode, f"{key}.dataset", "a dataset name") if task is None else task.dataset
+            if task is None and dataset not in datasets and self.present(entries, "path") is None:
+                task = self.registered_plugin_task(entries, item, key, dnode, dataset, datasets)
+            if task is not None:
+                if task in seen:
+                    raise item.error(key, f"the same task is listed twice (first as tasks[{seen[task]}])",
+                                     "Remove one.")
+                seen[task] = i
+                out.append(task)
+                continue
             if dataset not in datasets and not others:
                 others = dict(config.known_classification_tasks())
             if dataset not in datasets and dataset not in others and self.present(entries, "path") is None:
@@ -159,6 +173,61 @@ class Validator(SearchReader, StoreReader):
             seen[task] = i
             out.append(task)
         return tuple(out)
+
+    def plugin_task(self, entries: dict, item: Node, key: str, node: Node, ref: str, datasets) -> TaskSpec:
+        """A task of one's own from code: `- task: my_pkg.data:my_task` (tasks.plugins.task_source)."""
+        from tasks.plugins import TaskPluginError, load_task_source
+
+        try:
+            source = load_task_source(ref)
+        except TaskPluginError as e:
+            raise node.error(f"{key}.task", str(e), "A task row names a built-in dataset, a file of your own "
+                             "(`dataset` + `path`), or a loader: `task: my_pkg.data:my_task`.") from None
+        if (n := self.present(entries, "dataset")) is not None:
+            raise n.error(f"{key}.dataset", f"a `task` row takes its name from the loader ({source.name!r})",
+                          "Remove `dataset`.")
+        return self._task_from_source(entries, item, key, node, source, datasets, ref)
+
+    def registered_plugin_task(self, entries: dict, item: Node, key: str, node: Node, dataset: str,
+                               datasets) -> TaskSpec | None:
+        """`- dataset: my_task` where an installed package registers my_task (entry points `launcher.tasks`)."""
+        from tasks.plugins import TaskPluginError, plugin_tasks
+
+        try:
+            plugins = plugin_tasks()
+        except TaskPluginError as e:
+            raise node.error(f"{key}.dataset", str(e), "Fix or uninstall that plugin package.") from None
+        if dataset not in plugins:
+            return None
+        return self._task_from_source(entries, item, key, node, plugins[dataset], datasets, dataset)
+
+    def _task_from_source(self, entries: dict, item: Node, key: str, node: Node, source, datasets,
+                          ref: str) -> TaskSpec:
+        if source.name in datasets or source.name in config.known_classification_tasks():
+            raise node.error(key, f"task {ref!r} is named {source.name!r}, like a built-in task",
+                             "Give the task_source another name (name=...).")
+        allowed = ("task", "dataset", "horizons", "context") if source.domain == "forecasting" \
+            else ("task", "dataset", "max_train", "val_fraction")
+        for wrong, (wkey, _) in entries.items():
+            if wrong not in allowed:
+                raise wkey.error(f"{key}.{wrong}", f"does not apply to the {source.domain} task {source.name} "
+                                                   f"from code (its loader reads its own data)",
+                                 f"Remove it; keys here: {', '.join(allowed)}.")
+        if source.domain != "forecasting":
+            max_train = val_fraction = None
+            if (n := self.present(entries, "max_train")) is not None:
+                max_train = self.integer(n, f"{key}.max_train", minimum=2)
+            if (n := self.present(entries, "val_fraction")) is not None:
+                val_fraction = self.number(n, f"{key}.val_fraction", minimum=0.01, maximum=0.9)
+            return TaskSpec(dataset=source.name, horizons=(), context=0, domain=source.domain,
+                            max_train=max_train, val_fraction=val_fraction, loader=ref)
+        horizons, context = tuple(source.horizons), int(source.context)
+        if (n := self.present(entries, "horizons")) is not None:
+            horizons = self.int_list(n, f"{key}.horizons", minimum=1, ceiling=MAX_COUNT, distinct=True,
+                                     example="[96, 192]")
+        if (n := self.present(entries, "context")) is not None:
+            context = self.integer(n, f"{key}.context", minimum=MIN_CONTEXT, ceiling=MAX_COUNT)
+        return TaskSpec(dataset=source.name, horizons=horizons, context=context, loader=ref)
 
     def task_path(self, node: Node, key: str, domain: str, *, folder_ok: bool) -> Path:
         """A task's `path`: relative to the sweep file's folder, else (relative paths only) found in
@@ -498,6 +567,9 @@ class Validator(SearchReader, StoreReader):
                     params[pname] = self.param(given[pname][1], f"{key}.{pname}", pname, param)
                 else:
                     params[pname] = _copy_default(param.default)
+            for pname, problem in cls.check_params(params).items():
+                where = given[pname][1] if pname in given else (ref_node if ref_node is not key_node else key_node)
+                raise where.error(f"{key}.{pname}", problem)
             distributed = resources = None
             if "distributed" in given:
                 distributed = self.distributed(given["distributed"][1], f"{key}.distributed")

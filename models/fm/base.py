@@ -261,23 +261,53 @@ _ADAPTER_PATHS = {
 }
 
 
+ENTRY_POINT_GROUP = "launcher.adapters"   # installed packages register their adapters here
+
+
+def plugin_adapter_paths() -> dict[str, str]:
+    """name -> "module:Class" of the adapters installed packages register as entry points."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_adapter_class(path: str) -> type[FMAdapter]:
+    """The adapter class an import path `package.module:Class` names; TypeError when it is not one."""
+    module_name, _, class_name = path.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in class_name.split("."):
+        found = getattr(found, part)
+    if not (isinstance(found, type) and issubclass(found, FMAdapter)):
+        raise TypeError(f"{path} is not a subclass of models.fm.base.FMAdapter")
+    return found
+
+
 class AdapterRegistry(Mapping):
-    """name -> adapter class; the adapter's module is imported on first access."""
+    """name -> adapter class; the adapter's module is imported on first access. Built-in adapters,
+    those of installed plugins (entry points `launcher.adapters`), and any `package.module:Class` path."""
 
     def __init__(self, paths: dict[str, str]):
-        self._paths = dict(paths)
+        self._builtin = dict(paths)
+        self._loaded: dict[str, str] | None = None
+
+    @property
+    def _paths(self) -> dict[str, str]:
+        if self._loaded is None:
+            self._loaded = {**plugin_adapter_paths(), **self._builtin}
+        return self._loaded
 
     def __getitem__(self, name: str) -> type[FMAdapter]:
+        if ":" in str(name):
+            return load_adapter_class(name)
         if name not in self._paths:
             close = difflib.get_close_matches(str(name), self._paths, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UnknownAdapterError(f"unknown FM adapter {name!r}: known adapters are "
                                       f"{', '.join(sorted(self._paths))}{hint}")
-        module_name, class_name = self._paths[name].split(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return load_adapter_class(self._paths[name])
 
     def __contains__(self, name: object) -> bool:   # without importing the adapter's module
-        return name in self._paths
+        return name in self._paths or ":" in str(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._paths)
