@@ -1,7 +1,7 @@
 """HPO efficiency: the default optimizer (launcher.spec.space.DEFAULT_OPTIMIZER) + ASHA vs RandomSearch + ASHA.
 
 Surrogate: REAL DLinear learning curves on ETTh1-96 (context 512), one per point of a grid over the
-dlinear search space (launcher.methods.params.DEFAULT_SPACES["dlinear"]), trained once (seed 0, torch 1 thread,
+dlinear search space (launcher.methods.params.method_class("dlinear").default_space), trained once (seed 0, torch 1 thread,
 2 processes) and cached in benchmarks/data/dlinear_curves_etth1_96.json. The committed table predates DLinear's
 move onto the shared epoch loop (same model, Adam and windows per epoch; another data order); --rebuild trains
 with launcher.methods.dlinear.DLinearMethod, as a sweep does. lr and weight_decay use cell-centred log grids (each
@@ -44,13 +44,13 @@ sys.path.insert(0, str(ROOT))
 from _verdict import print_verdicts, verdict
 
 from launcher.engine.asha import CONTINUE, Asha, AshaConfig
-from launcher.methods.params import DEFAULT_SPACES
+from launcher.methods.registry import method_class
 from launcher.spec.space import DEFAULT_OPTIMIZER, SearchSpace, make_optimizer, parse_domain
 
 TABLE = ROOT / "benchmarks" / "data" / "dlinear_curves_etth1_96.json"
 TARGET_SAVING = 0.30
 EPOCHS, WINDOWS, CONTEXT, HORIZON = 8, 2048, 512, 96
-SPACE = SearchSpace(tuple(parse_domain(k, v) for k, v in DEFAULT_SPACES["dlinear"].items()))
+SPACE = SearchSpace(tuple(parse_domain(k, v) for k, v in method_class("dlinear").default_space.items()))
 
 
 def centred_log_grid(low: float, high: float, n: int) -> list[float]:

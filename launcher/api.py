@@ -85,9 +85,9 @@ def run_spec(spec: SweepSpec, *, dry_run: bool = False, epoch_minutes: float = 5
         print("\n(dry run: nothing written, nothing submitted)")
         return Outcome(Path(spec.out))
     check_data(spec)
-    from launcher.tracking import check_tracking
+    from launcher.tracking import check_tracking, sweep_uri
 
-    check_tracking(spec.tracking_uri())
+    check_tracking(sweep_uri(spec))
     with sweep_lock(Path(spec.out)):    # one controller per folder; released by the kernel on kill -9
         return _run_locked(spec, retry_failed, print_report)
 
@@ -105,11 +105,12 @@ def _run_locked(spec: SweepSpec, retry_failed: bool, print_report: bool) -> Outc
               f"run: python -m launcher resume {spec.out}", file=sys.stderr)
         return Outcome(folder, summary, max_failure_rate=spec.search.max_failure_rate)
     from launcher.report import write_report
+    from launcher.tracking import sweep_uri
 
     markdown = write_report(folder)
     if print_report:
         print(markdown)
-    store = spec.tracking.uri or "sqlite:///" + str(folder.resolve() / "mlflow.db")
+    store = sweep_uri(spec)
     print(f"{summary['done']} of {summary['trials']} trials finished, {summary['failed']} failed. "
           f"Report: {folder / 'report.md'}; MLflow: mlflow ui --backend-store-uri {store}", file=sys.stderr)
     return Outcome(folder, summary, markdown, spec.search.max_failure_rate)

@@ -11,6 +11,9 @@ Every part but the message is optional; values given on the command line use
 """
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class SpecError(Exception):
     """Bad user input: printed as one message, exit code 2, nothing written."""
@@ -54,3 +57,23 @@ def _printable(text: str) -> str:
 def _short_words(text: str, limit: int = 200) -> str:
     """A message quoting a huge value (a 5,000-character name echoed in a hint) stays readable."""
     return " ".join(w if len(w) <= limit else f"{w[:60]}...({len(w)} characters)" for w in text.split(" "))
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str | None:
+    """'Did you mean 'x'?' for the closest option(s) to `word`, or None."""
+    options = list(dict.fromkeys(options))
+    if not isinstance(word, str) or not options or len(word) > 100:
+        return None
+    lowered = {o.lower(): o for o in options}
+    if word.lower() in lowered and lowered[word.lower()] != word:
+        return f"Did you mean '{lowered[word.lower()]}'?"
+    scored = []
+    for i, option in enumerate(options):
+        m = difflib.SequenceMatcher(None, word.lower(), option.lower())
+        scored.append((m.ratio(), -i, option))
+    close = set(difflib.get_close_matches(word.lower(), list(lowered), n=len(options), cutoff=0.6))
+    best = sorted((s for s in scored if s[2].lower() in close), reverse=True)
+    if not best:
+        return None
+    top = [o for r, _, o in best if r == best[0][0]][:3]
+    return "Did you mean " + " or ".join(f"'{o}'" for o in top) + "?"

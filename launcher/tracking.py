@@ -23,6 +23,11 @@ def default_uri(out: Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
 
 
+def sweep_uri(spec) -> str:
+    """The tracking URI of a sweep spec: its `tracking.uri`, else the SQLite file in its output folder."""
+    return spec.tracking.uri or default_uri(spec.out)
+
+
 def recorded_uri(record: dict, folder: Path) -> str:
     """The tracking URI of a recorded sweep: its `tracking.uri`, else the SQLite file in its folder."""
     return (record.get("tracking") or {}).get("uri") or default_uri(folder)

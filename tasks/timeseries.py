@@ -259,9 +259,11 @@ def load_forecast_task(dataset: str, horizon: int, *, data_root: str | Path | No
         scaled = (values[: n_train + n_val + n_test] - mean) / std
     _check_scaled(values, mean, std, scaled, n_train, loaded, file)
     val_end = n_train + n_val
+    from tasks.registry import task_name
+
     season = int(freq) if freq is not None else (info.season if info is not None else None)
     return ForecastTask(
-        dataset=dataset, horizon=int(horizon), context=context, name=f"{dataset}-{horizon}",
+        dataset=dataset, horizon=int(horizon), context=context, name=task_name(dataset, "forecasting", horizon),
         train=scaled[:n_train],
         val=scaled[n_train - context: val_end],
         test=scaled[val_end - context: val_end + n_test],

@@ -14,7 +14,8 @@ import pytest
 import submitit
 import torch
 
-from launcher.job.trial import Outbox, TrialJob, TrialSpec
+from launcher.job.outbox import Outbox
+from launcher.job.trial import TrialJob, TrialSpec
 from launcher.methods.linear import LinearMethod
 from launcher.methods.registry import method_class
 from launcher.training.checkpoints import CheckpointMismatch, checkpoint_folders

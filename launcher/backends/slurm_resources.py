@@ -7,7 +7,6 @@ executor in `launcher.backends.slurm` uses the same pieces, and `--dry-run` prin
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
@@ -16,6 +15,8 @@ import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
+
+from launcher.errors import did_you_mean
 
 COMMAND_TIMEOUT_S = 30
 
@@ -61,8 +62,7 @@ class SlurmResources:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, known, 1)) else repr(k)
-                     for k in unknown]
+            hints = [f"{k!r} ({h[0].lower()}{h[1:]})" if (h := did_you_mean(k, known)) else repr(k) for k in unknown]
             raise ValueError(f"unknown slurm resource key(s) {', '.join(hints)}; known keys: {', '.join(known)}")
         return cls(**dict(data))
 

@@ -34,11 +34,12 @@ from launcher.engine.recovery import Live, Recovery, same_configuration
 from launcher.engine.study import Study, TrialState
 from launcher.engine.sweep_runs import SweepRuns, result_time
 from launcher.engine.trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
+from launcher.job.outbox import read_outbox
 from launcher.job.trial import TrialSpec, result_name
 from launcher.methods.registry import method_class
 from launcher.spec.load import spec_to_dict
 from launcher.spec.sweep import SweepSpec
-from launcher.tracking import Tracker, default_uri, relocate_artifacts
+from launcher.tracking import Tracker, relocate_artifacts, sweep_uri
 
 MIN_FAILURES_TO_PAUSE = 3
 MAX_INFRA_RETRIES = 3
@@ -66,7 +67,7 @@ class Controller(Recovery):
 
     # ------------------------------------------------------------------ tracking
     def _connect(self) -> None:
-        uri = self.spec.tracking.uri or default_uri(self.out)
+        uri = sweep_uri(self.spec)
         if not self.spec.tracking.uri:      # a moved or copied folder: artifacts go to this folder, not the old one
             relocate_artifacts(uri, self.out / "mlartifacts")
         self.tracker = Tracker(uri, self.spec.name, artifact_root=self.out / "mlartifacts")
@@ -222,12 +223,7 @@ class Controller(Recovery):
 
     def _copy_outbox(self, trial: TrialState) -> tuple[int, list[dict]]:
         """Copy the outbox lines MLflow has not seen yet; (lines ingested in all, the new lines)."""
-        outbox = self._trial_dir(trial) / "outbox.jsonl"
-        if not outbox.exists():
-            return trial.ingested_lines, []
-        lines = outbox.read_text().splitlines()
-        complete = [s for s in lines if s.endswith("}")]   # a line being written has no closing brace yet
-        new = [json.loads(s) for s in complete[trial.ingested_lines:]]
+        new = read_outbox(self._trial_dir(trial), trial.ingested_lines)
         self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], new)
         return trial.ingested_lines + len(new), new
 

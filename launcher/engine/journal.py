@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from launcher.errors import SpecError
+from launcher.jsonl import numbered_objects
 
 
 class JournalError(SpecError):
@@ -74,29 +75,13 @@ class Journal:
     def replay(self, *, strict: bool = True) -> Iterator[dict]:
         """The events in order. A torn last line is skipped; a damaged line elsewhere raises
         `JournalError` naming the line (strict) or is skipped (strict=False, read-only views)."""
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.endswith(b"\n"):
-                    return                        # the torn last line of a killed writer
-                event = _parse(raw)
-                if event is None:
-                    if strict:
-                        raise JournalError(
-                            "damaged journal line (not a JSON event); the sweep cannot be replayed past it",
-                            file=str(self.path), line=number,
-                            hint="Restore the file from a backup, or delete that line to drop the event (the work "
-                                 "it recorded is then done again)")
-                    continue
-                yield event
-
-
-def _parse(raw: bytes) -> dict | None:
-    try:
-        event = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-        return None
-    return event
+        for number, event in numbered_objects(self.path):
+            if event is None or not isinstance(event.get("event"), str):
+                if strict:
+                    raise JournalError(
+                        "damaged journal line (not a JSON event); the sweep cannot be replayed past it",
+                        file=str(self.path), line=number,
+                        hint="Restore the file from a backup, or delete that line to drop the event (the work "
+                             "it recorded is then done again)")
+                continue
+            yield event

@@ -11,7 +11,7 @@ from launcher.engine.study import StudyPlan
 from launcher.errors import SpecError
 from launcher.spec.load import spec_to_dict
 from launcher.spec.sweep import SweepSpec
-from launcher.tracking import default_uri
+from launcher.tracking import sweep_uri
 
 # Keys that may change between runs on one folder without changing what the results mean.
 # `out` too: a sweep folder may be moved or copied and resumed where it now is.
@@ -180,7 +180,7 @@ def describe_plan(spec: SweepSpec) -> str:
     lines = [f"sweep {spec.name}: {len(plans)} studies, up to {trials} trials",
              f"  backend {spec.executor.backend}, {spec.executor.workers} worker slot(s), timeout {spec.executor.timeout_min} min",
              f"  output  {spec.out}",
-             f"  tracking {spec.tracking.uri or default_uri(Path(spec.out))}", "", "studies:"]
+             f"  tracking {sweep_uri(spec)}", "", "studies:"]
     for p in plans:
         if p.space is not None:
             how = f"{p.trials} trials by {p.optimizer}" + (f", ASHA rungs {list(p.asha.rungs())}" if p.asha else "")

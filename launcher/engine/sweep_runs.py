@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from launcher.job.outbox import read_outbox
 from launcher.tracking import KIND_TAG, Tracker
 
 
@@ -32,12 +33,8 @@ def result_time(result_file: Path, fallback: float) -> float:
 
 
 def outbox_lines(trial_dir: Path, upto: int) -> list[dict]:
-    """The first `upto` complete lines of a trial's outbox (a line being written has no closing brace)."""
-    outbox = Path(trial_dir) / "outbox.jsonl"
-    if not outbox.exists() or upto <= 0:
-        return []
-    complete = [s for s in outbox.read_text().splitlines() if s.endswith("}")]
-    return [json.loads(s) for s in complete[:upto]]
+    """The first `upto` complete lines of a trial's outbox."""
+    return read_outbox(trial_dir, 0, upto) if upto > 0 else []
 
 
 class SweepRuns:

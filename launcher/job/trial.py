@@ -21,6 +21,7 @@ from typing import Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
+from launcher.job.outbox import Outbox
 from launcher.training.files import write_json_atomic
 
 
@@ -47,7 +48,9 @@ class TrialSpec:
 
     @property
     def task_name(self) -> str:
-        return f"{self.dataset}-{self.horizon}" if self.domain == "forecasting" else self.dataset
+        from tasks.registry import task_name
+
+        return task_name(self.dataset, self.domain, self.horizon)
 
     @property
     def result_name(self) -> str:
@@ -58,32 +61,6 @@ def result_name(until_epoch: int | None) -> str:
     """The result file of the segment that trains to `until_epoch` (None: a one-shot method). One per
     segment: a controller that restarts finds which segments completed."""
     return "result.json" if until_epoch is None else f"result-e{until_epoch}.json"
-
-
-class Outbox:
-    """Append-only JSONL of reported steps; the controller copies new lines into MLflow.
-
-    Steps only grow: a job requeued after preemption may report an epoch again (it was killed between
-    its checkpoint and its report, or it re-announces the restored epoch); such repeats are dropped here,
-    so MLflow never sees a step twice.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.last_step = -1
-        if path.exists():
-            for text in path.read_text().splitlines():
-                if text.endswith("}"):    # a line cut by a kill has no closing brace
-                    self.last_step = max(self.last_step, int(json.loads(text)["step"]))
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        if step <= self.last_step:
-            return
-        self.last_step = int(step)
-        line = json.dumps({"step": int(step), "time": time.time(), "metrics": metrics}, sort_keys=True)
-        with open(self.path, "a") as fh:
-            fh.write(line + "\n")
-            fh.flush()
 
 
 def _limit_threads(threads: int) -> None:

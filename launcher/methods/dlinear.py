@@ -15,10 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from launcher.methods.base import EpochMethod, MethodResult, Report
+from launcher.methods.params import SEED_MAX, Param
 
 
 class DLinearMethod(EpochMethod):
     name = "dlinear"
+    kind = "supervised"
+    params = {
+        "lr": Param("float", 5e-3, "Adam learning rate", minimum=0.0),
+        "weight_decay": Param("float", 0.0, "Adam weight decay", minimum=0.0),
+        "batch_size": Param("int", 32, "windows per batch (each with all its channels)", minimum=1),
+        "moving_avg": Param("int", 25, "moving-average kernel of the trend (odd)", minimum=1),
+        "seed": Param("int", 0, "initialization and data-order seed", minimum=0, ceiling=SEED_MAX),
+        "max_windows_per_epoch": Param("int", None, "subsample training windows per epoch (CPU budgets)", minimum=1, nullable=True),
+    }
+    default_space = {
+        "lr": {"log": [1e-4, 1e-1]},
+        "weight_decay": {"log": [1e-7, 1e-2]},
+        "batch_size": {"choice": [16, 32, 64, 128]},
+        "moving_avg": {"choice": [13, 25, 49, 97]},
+    }
+    objective = ("best_val_mse", "min")
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:

@@ -46,20 +46,26 @@ def spec_to_dict(spec: SweepSpec) -> dict:
     `tasks: [{dataset, horizons, context, path}]`, `methods: [{name, params, space}]` (file order;
     `space` null for methods that are not tuned), `executor: {backend, workers, timeout_min}`,
     `tracking: {uri}` (as given: null means the default SQLite file in `out`, see
-    `SweepSpec.tracking_uri()`), `report: {baseline}`, `search: {preset, optimizer, trials,
+    `launcher.tracking.sweep_uri`), `report: {baseline}`, `search: {preset, optimizer, trials,
     epoch_budget, random_control, max_failure_rate, seed, scheduler: {type, eta, grace,
     max_epochs}}` (the preset already applied). A forecasting task's own-data keys (date_column,
-    target_channels, split_ratios, split_dates, freq) appear only when set.
+    target_channels, split_ratios, split_dates, freq), a task's `loader` and a method row's `method` (when it
+    is not the row's name) appear only when set.
     """
     record = _jsonable(asdict(spec))
-    for task in record["tasks"]:   # a task's own-data keys only where set: older records stay the same
-        for key in OWN_DATA_FIELDS:
+    # keys newer than the first records only where they say something: an older sweep folder's record
+    # stays the same, so `resume` after an upgrade does not see "a different sweep"
+    for task in record["tasks"]:
+        for key in OPTIONAL_TASK_FIELDS:
             if task.get(key) is None:
                 task.pop(key, None)
+    for method in record["methods"]:
+        if method.get("method") == method["name"]:
+            method.pop("method")
     return record
 
 
-OWN_DATA_FIELDS = ("date_column", "target_channels", "split_ratios", "split_dates", "freq")
+OPTIONAL_TASK_FIELDS = ("date_column", "target_channels", "split_ratios", "split_dates", "freq", "loader")
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,7 +11,7 @@ import copy
 import re
 from typing import Any, Mapping
 
-from launcher.errors import SpecError
+from launcher.errors import SpecError, did_you_mean
 from launcher.spec.sweep import (
     SCHEDULER_KEYS,
     SCHEDULER_TYPES,
@@ -22,7 +22,7 @@ from launcher.spec.sweep import (
     SearchSpec,
 )
 from launcher.spec.types import MAX_COUNT, MAX_SEED, SpecReader, join_hints
-from launcher.spec.yaml_nodes import Node, describe, did_you_mean
+from launcher.spec.yaml_nodes import Node, describe
 
 # A plain scalar YAML 1.1 leaves as a string although it is a number (1e-5: no dot).
 _NUMBER_RE = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")

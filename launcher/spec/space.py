@@ -15,11 +15,12 @@ Nevergrad is imported lazily so that parsing and validating a sweep file stays c
 """
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from launcher.errors import did_you_mean
 
 KINDS = ("log", "float", "int", "choice")
 EXAMPLES = {"log": "{log: [1.0e-5, 1.0e-1]}", "float": "{float: [0.0, 0.5]}",
@@ -48,12 +49,8 @@ class SpaceError(ValueError):
 
 
 def _did_you_mean(word: str, candidates) -> str:
-    lowered = {c.lower(): c for c in candidates}
-    if word.lower() in lowered:  # a case slip ("randomsearch") beats any fuzzy match
-        close = [lowered[word.lower()]]
-    else:
-        close = difflib.get_close_matches(word, list(candidates), n=3)
-    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = did_you_mean(word, candidates)
+    return f" {hint}" if hint else ""
 
 
 @dataclass(frozen=True)

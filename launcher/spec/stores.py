@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from launcher.errors import did_you_mean
 from launcher.spec.sweep import TRACKING_KEYS, URI_SCHEMES, TrackingSpec
 from launcher.spec.types import join_hints as _hint
-from launcher.spec.yaml_nodes import Node, did_you_mean, short
+from launcher.spec.yaml_nodes import Node, short
 
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 

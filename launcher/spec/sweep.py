@@ -119,8 +119,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from launcher.spec.yaml_nodes import COMMAND_LINE, apply_overrides, compose, did_you_mean  # noqa: F401
-
 BACKENDS: tuple[str, ...] = ("inline", "local", "slurm")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
@@ -196,9 +194,7 @@ class TaskSpec:
 
     def names(self) -> list[str]:
         """Study/report task names: one per horizon for forecasting, the dataset otherwise."""
-        if self.domain == "forecasting":
-            return [f"{self.dataset}-{h}" for h in self.horizons]
-        return [self.dataset]
+        return task_names(self.dataset, self.domain, self.horizons)
 
 
 @dataclass(frozen=True)
@@ -285,8 +281,6 @@ class SweepSpec:
     report: ReportSpec = field(default_factory=ReportSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
 
-    def tracking_uri(self) -> str:
-        return self.tracking.uri or f"sqlite:///{self.out}/mlflow.db"
 
 
 def known_classification_tasks() -> Mapping[str, str]:
@@ -298,9 +292,13 @@ def known_classification_tasks() -> Mapping[str, str]:
 
 def record_task_names(task: Mapping[str, Any]) -> list[str]:
     """`TaskSpec.names()` for a task as recorded in sweep.json (older records have no domain)."""
-    if task.get("domain", "forecasting") == "forecasting":
-        return [f"{task['dataset']}-{h}" for h in task["horizons"]]
-    return [task["dataset"]]
+    return task_names(task["dataset"], task.get("domain", "forecasting"), task.get("horizons") or ())
+
+
+def task_names(dataset: str, domain: str, horizons) -> list[str]:
+    from tasks.registry import task_name
+
+    return [task_name(dataset, domain, h) for h in horizons] if domain == "forecasting" else [dataset]
 
 
 def known_datasets() -> Mapping[str, Any]:

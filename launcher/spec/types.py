@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from launcher.spec.yaml_nodes import Node, describe, did_you_mean, int_text, join_key
+from launcher.errors import did_you_mean
+from launcher.spec.yaml_nodes import Node, describe, int_text, join_key
 
 # Bounds on what a sweep file may say, so that no value overflows SQLite, MLflow or numpy later.
 MAX_INT = 10**9          # any integer without a tighter bound of its own

@@ -15,6 +15,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from launcher.errors import did_you_mean
 from launcher.spec import sweep as config
 from launcher.spec.search import SearchReader
 from launcher.spec.stores import StoreReader
@@ -44,16 +45,19 @@ from launcher.spec.sweep import (
 )
 from launcher.spec.types import MAX_COUNT, MAX_INT, MAX_PATH, MAX_SEED
 from launcher.spec.types import join_hints as _hint
-from launcher.spec.yaml_nodes import Node, describe, did_you_mean, short
+from launcher.spec.yaml_nodes import Node, describe, short
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_NAME = 100   # characters of the sweep name (the MLflow experiment, the run and folder names)
 
 
 def _known_methods() -> list[str]:
-    from launcher.methods.registry import method_names
+    from launcher.methods.registry import PluginError, builtin_methods, method_names
 
-    return method_names()
+    try:
+        return method_names()
+    except PluginError:   # a plugin that does not load: the row naming a registered method reports it (method_class)
+        return sorted(builtin_methods())
 
 
 def check_root(root: Node) -> None:
@@ -588,6 +592,8 @@ class Validator(SearchReader, StoreReader):
         try:
             return method_class(ref)
         except PluginError as e:
+            if not is_import_path(ref) and str(e).startswith("method entry point"):   # an installed plugin's fault
+                raise node.error(key, str(e), "Fix or uninstall that plugin package.") from None
             if is_import_path(ref) or "unknown method" not in str(e):
                 raise node.error(key, str(e), "A method row names a registered method (`launcher methods` "
                                               "lists them) or a class: `method: my_pkg.module:MyMethod`.") from None

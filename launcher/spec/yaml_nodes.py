@@ -8,10 +8,9 @@ Nothing here knows the sweep schema; `launcher.spec.validation` checks the tree 
 """
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import yaml
 
@@ -350,26 +349,6 @@ def int_text(v: int) -> str:
         return str(v)
     digits = len(str(abs(v))) if v.bit_length() < 10_000 else int(v.bit_length() * 0.30103) + 1
     return f"{'-' if v < 0 else ''}about 10**{digits - 1}"
-
-
-def did_you_mean(word: str, options: Iterable[str]) -> str | None:
-    """'Did you mean 'x'?' for the closest option(s) to `word`, or None."""
-    options = list(dict.fromkeys(options))
-    if not isinstance(word, str) or not options or len(word) > 100:
-        return None
-    lowered = {o.lower(): o for o in options}
-    if word.lower() in lowered and lowered[word.lower()] != word:
-        return f"Did you mean '{lowered[word.lower()]}'?"
-    scored = []
-    for i, option in enumerate(options):
-        m = difflib.SequenceMatcher(None, word.lower(), option.lower())
-        scored.append((m.ratio(), -i, option))
-    close = set(difflib.get_close_matches(word.lower(), list(lowered), n=len(options), cutoff=0.6))
-    best = sorted((s for s in scored if s[2].lower() in close), reverse=True)
-    if not best:
-        return None
-    top = [o for r, _, o in best if r == best[0][0]][:3]
-    return "Did you mean " + " or ".join(f"'{o}'" for o in top) + "?"
 
 
 def join_key(prefix: str, key: str) -> str:
