@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import SpecError
-from launcher.methods.params import METHOD_PARAMS
+from launcher.methods.registry import builtin_methods, method_class
 from launcher.spec import sweep as config
 from launcher.spec.load import load_sweep, record_as_sweep_file, spec_to_dict
 from launcher.spec.sweep import (
@@ -30,6 +30,7 @@ from launcher.spec.sweep import (
     TaskSpec,
     TrackingSpec,
 )
+from launcher.tracking import sweep_uri
 from tests.spec_fixtures import (  # noqa: F401 (fixtures)
     FAKE_DATASETS,
     HAVE_REAL_DATASETS,
@@ -132,7 +133,7 @@ def test_minimal_spec_fills_defaults(layout, registry):
     assert spec.methods == (MethodSpec("naive", {}),)
     assert spec.executor == ExecutorSpec("local", 2, 60)
     assert spec.tracking == TrackingSpec(None) and spec.report == ReportSpec(None)
-    assert spec.tracking_uri() == f"sqlite:///{spec.out}/mlflow.db"
+    assert sweep_uri(spec) == f"sqlite:///{spec.out}/mlflow.db"
     assert not (work / "runs").exists(), "validating writes nothing"
 
 
@@ -151,10 +152,10 @@ def test_full_spec_resolves_paths_as_documented(layout):
                               "eval_stride": 1, "batch_size": 16}
     assert autoar.params == {"deltas": [0, 2, 4, 8, 16], "lags": [64, 96], "max_diff": 1, "kpss_alpha": 0.01,
                              "fit_series": "clean"}
-    assert set(autoar.params) == set(METHOD_PARAMS["autoar"])
+    assert set(autoar.params) == set(method_class("autoar").params)
     assert spec.executor == ExecutorSpec("inline", 3, 5)
     assert spec.tracking.uri == f"sqlite:///{(work / 'tracking' / 'mlflow.db').resolve()}"
-    assert spec.tracking_uri() == spec.tracking.uri
+    assert sweep_uri(spec) == spec.tracking.uri
     assert spec.report.baseline == "naive"
     with pytest.raises(AttributeError):
         spec.name = "other"  # frozen
@@ -164,7 +165,7 @@ def test_defaults_are_copies(layout):
     sweeps, _ = layout
     spec = load_sweep(write_spec(sweeps, MINIMAL.replace("naive:", "autoar:")))
     spec.methods[0].params["deltas"].append(99)
-    assert METHOD_PARAMS["autoar"]["deltas"].default == [0, 2, 4, 8, 16]
+    assert method_class("autoar").params["deltas"].default == [0, 2, 4, 8, 16]
 
 
 @pytest.mark.parametrize("text, check", [
@@ -173,7 +174,7 @@ def test_defaults_are_copies(layout):
     ("name: x\nmethods: {autoar: {kpss_alpha: 1}}\n", lambda s: s.methods[0].params["kpss_alpha"] == 1.0
      and isinstance(s.methods[0].params["kpss_alpha"], float)),              # int accepted for a float
     ("name: x\nmethods: {seasonal_naive: {period: null}}\n", lambda s: s.methods[0].params == {"period": None}),
-    ("name: x\ntracking: {uri: 'http://mlflow.local:5000'}\n", lambda s: s.tracking_uri() == "http://mlflow.local:5000"),
+    ("name: x\ntracking: {uri: 'http://mlflow.local:5000'}\n", lambda s: sweep_uri(s) == "http://mlflow.local:5000"),
     ("name: x\ntracking: {uri: mlruns}\n", lambda s: s.tracking.uri == str((Path.cwd() / "mlruns").resolve())),
     ("name: x\nout: /tmp/abs_out\n", lambda s: s.out == Path("/tmp/abs_out").resolve()),
 ])
@@ -208,13 +209,13 @@ def test_every_declared_param_default_validates(layout):
     """A declared default must itself pass the declared checks (guards params.py edits)."""
     sweeps, _ = layout
     methods = {name: {p: decl.default for p, decl in params.items() if decl.default is not None}
-               for name, params in METHOD_PARAMS.items()}
+               for name, params in ((n, c.params) for n, c in builtin_methods().items())}
     text = MINIMAL.replace("methods:\n  naive:\n", "") + "methods: " + json.dumps(methods) + "\n"
     # a task of every domain, so that every method has something to apply to
     text = text.replace("  - dataset: ETTh1\n", "  - dataset: ETTh1\n  - dataset: prom_300_tata\n  - dataset: brazilian_coffee_scenes\n")
     spec = load_sweep(write_spec(sweeps, text))
     assert {m.name: m.params for m in spec.methods} == {
-        name: {p: decl.default for p, decl in params.items()} for name, params in METHOD_PARAMS.items()}
+        name: {p: decl.default for p, decl in params.items()} for name, params in ((n, c.params) for n, c in builtin_methods().items())}
 
 
 # --------------------------------------------------------------------------------------------
