@@ -136,9 +136,11 @@ def method_class(ref: str) -> MethodClass:
     if is_import_path(ref):
         return check_method_class(load_object(ref), ref)
     builtin = builtin_methods()
+    # Loaded even for a built-in name: a plugin that reuses that name (or fails to load) is an error, not
+    # silently shadowed.
+    plugins = plugin_methods()
     if ref in builtin:
         return builtin[ref]
-    plugins = plugin_methods()
     if ref in plugins:
         return plugins[ref]
     raise PluginError(f"unknown method {ref!r}")
