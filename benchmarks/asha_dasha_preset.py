@@ -17,9 +17,6 @@ Verdicts (last line): per rung, |mean occupancy - ideal| / ideal <= 15 %; mean t
 from __future__ import annotations
 
 import argparse
-import heapq
-import math
-import random
 import statistics
 import sys
 from pathlib import Path
@@ -28,63 +25,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _verdict import print_verdicts, verdict
 
-from launcher.engine.asha import CONTINUE, DASHA_PRESET, Asha
+from launcher.engine.asha import DASHA_PRESET
+from launcher.engine.asha_sim import simulate_asha
 
 TARGET_OCCUPANCY = {1: 120, 2: 60, 4: 30, 8: 15, 16: 7.5}  # ideal successive halving, docs/reference-protocol.md#asha
 OCCUPANCY_BAND = 0.15
 EPOCH_TARGET = 400
 
 
-def make_curves(rng: random.Random, n_trials: int, max_epochs: int) -> list[list[float]]:
-    """Per trial, the best-so-far metric after epochs 1..max_epochs (index 0 = epoch 1)."""
-    curves = []
-    for _ in range(n_trials):
-        asymptote = rng.uniform(0.5, 0.95)
-        rate = math.exp(rng.uniform(math.log(0.05), math.log(1.0)))  # slow and fast learners
-        best, curve = -math.inf, []
-        for epoch in range(1, max_epochs + 1):
-            raw = asymptote * (1 - math.exp(-rate * epoch)) + rng.gauss(0, 0.02)
-            best = max(best, raw)
-            curve.append(best)
-        curves.append(curve)
-    return curves
-
-
 def simulate(seed: int, workers: int, jitter: float = 0.0) -> dict:
     preset = DASHA_PRESET
     config = preset.asha_config()
-    rng = random.Random(seed)
-    curves = make_curves(rng, preset.trials, config.max_epochs)
-    epoch_cost = [rng.uniform(1 - jitter, 1 + jitter) for _ in range(preset.trials)]
-    asha = Asha(config)
-    events: list[tuple[float, int, int]] = []  # (time the segment ends, trial index, rung epoch reached)
-    trained_to = [0] * preset.trials  # epochs each trial has trained so far
-    next_new, now = 0, 0
-
-    def start_segment(trial: int, at: int) -> None:
-        target = asha.next_epoch(f"t{trial}")
-        heapq.heappush(events, (at + (target - trained_to[trial]) * epoch_cost[trial], trial, target))
-
-    for _ in range(workers):  # every worker starts a fresh trial
-        start_segment(next_new, 0)
-        next_new += 1
-    while events:
-        now, trial, epoch = heapq.heappop(events)
-        trained_to[trial] = epoch
-        if asha.report(f"t{trial}", epoch, curves[trial][epoch - 1]) == CONTINUE:
-            start_segment(trial, now)  # promoted: resume it from its checkpoint on this worker
-        elif next_new < preset.trials:
-            start_segment(next_new, now)
-            next_new += 1
-
+    run = simulate_asha(config, preset.trials, workers, seed=seed, jitter=jitter)
+    curves, trained_to, asha = run.curves, run.trained_to, run.asha
     best_true = max(range(preset.trials), key=lambda t: curves[t][-1])  # best if all were trained fully
     completed = [t for t in range(preset.trials) if trained_to[t] == config.max_epochs]
     best_found = max(completed, key=lambda t: curves[t][-1])
     loss_order = sorted(range(preset.trials), key=lambda t: asha.fidelity_loss(f"t{t}"))
     return {
         "occupancy": asha.occupancy(),
-        "epochs": sum(trained_to),
-        "makespan": round(now),
+        "epochs": run.epochs,
+        "makespan": round(run.makespan),
         "best_reached_max": trained_to[best_true] == config.max_epochs,
         "regret": curves[best_true][-1] - curves[best_found][-1],
         "nevergrad_best_is_asha_best": loss_order[0] == best_found,

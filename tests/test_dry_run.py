@@ -63,6 +63,11 @@ def test_dry_run_is_stable_writes_nothing_and_submits_nothing(tmp_path, monkeypa
     assert not sbatch_spy.exists(), "the dry run called sbatch"
     # upper bound by hand: linear = 6 trials x 4 epochs + 2 seeds x 5 final epochs = 34 epochs x 6 min x 2 GPUs
     assert f"GPU-hours upper bound: {34 * 6 * 2 / 60:.1f}" in text
+    # expected: fewer epochs than the bound (ASHA stops trials early), never fewer than one rung per trial
+    # (6 trials x 1 epoch) plus the final retrains (2 seeds x 5)
+    expected = float(text.split("GPU-hours expected: ")[1].split()[0])
+    assert (6 * 1 + 2 * 5) * 6 * 2 / 60 <= expected < 34 * 6 * 2 / 60
+    assert "job time limit per segment: 30 min" in text
     # the first wave of 5 trials fits arrays of at most MaxArraySize 3
     assert "arrays of [3, 2]" in text
     assert "#SBATCH --gpus-per-node=2" in text and "#SBATCH --ntasks-per-node=2" in text   # the method's override

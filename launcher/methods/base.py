@@ -59,6 +59,12 @@ class Declaration:
         return {}
 
     @classmethod
+    def study_overhead_epochs(cls, params: dict[str, Any], domain: str) -> float:
+        """One-off work a study does besides its trials, in epochs of its model (e.g. DASHA's architecture
+        search, shared by every trial of the study); used for the expected GPU-hours of `--dry-run`."""
+        return 0.0
+
+    @classmethod
     def objective_for(cls, domain: str) -> tuple[str | None, str]:
         """(objective metric, "min"/"max") on a task of `domain`; (None, "min") when it has none."""
         entry = cls.objective or (None, "min")

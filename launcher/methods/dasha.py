@@ -171,6 +171,15 @@ class DashaMethod(BackboneMethod):
     name = "dasha"
     params = {**CONV_BACKBONE_PARAMS, **DASH_SEARCH_PARAMS}
 
+    @classmethod
+    def study_overhead_epochs(cls, params: dict[str, Any], domain: str) -> float:
+        """The DASH search: `search_epochs` (default 100; UNet-2D 60) on `search_fraction` of the batches,
+        counted as backbone epochs (a supernet epoch costs more: this is a lower estimate, labelled so)."""
+        epochs = params.get("search_epochs")
+        if epochs is None:
+            epochs = 60 if params.get("arch") == "unet" and domain == "satellite" else 100
+        return float(epochs) * float(params.get("search_fraction", 0.2))
+
     def kernel_pattern(self, task, params: dict[str, Any], choice, trial_dir: Path):
         own = Path(trial_dir) / PATTERN_FILE
         computed_here = False
