@@ -4,6 +4,8 @@ Golden files in tests/golden/ pin the exact bytes of report.md / report.csv / re
 them with `REGEN=1 pytest tests/test_report.py` and read the diff before committing. The arithmetic
 (t-intervals, % improvement, ranks, cost) is checked against scipy or by hand, separately.
 """
+import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -308,3 +310,11 @@ def test_cli_writes_md_csv_self_contained_html_and_pngs(gold, tuned, capsys):
 def test_cli_unknown_baseline_exits_2(gold, capsys):
     assert main(["report", str(gold), "--baseline", "nosuch"]) == 2
     assert "--baseline" in capsys.readouterr().err
+
+
+def test_avg_rmse_row_is_the_mean_of_the_square_roots(gold):
+    """The paper's "Avg RMSE": per setting sqrt(test MSE), then the mean; autoar's MSEs are 0.40, 0.44, 0.30."""
+    rows = list(csv.reader(io.StringIO(render_csv(load_report(gold)))))
+    value = next(float(r[8]) for r in rows if r[1] == "aggregate" and r[2] == "Avg RMSE" and r[3] == "autoar")
+    assert value == pytest.approx((0.40 ** 0.5 + 0.44 ** 0.5 + 0.30 ** 0.5) / 3, abs=1e-9)
+    assert "| Avg RMSE | 0.6145 |" in render_markdown(load_report(gold))
