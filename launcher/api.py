@@ -72,19 +72,21 @@ def run_spec(spec: SweepSpec, *, dry_run: bool = False, epoch_minutes: float = 5
     Progress and the closing lines go to stderr; the dry-run plan, and the report when `print_report`,
     to stdout."""
     from launcher.engine.lock import sweep_lock
-    from launcher.engine.preflight import check_data
+    from launcher.engine.preflight import check_data, check_method_rows
 
     if dry_run:
         from launcher.engine.dry_run import describe_dry_run
 
-        try:
-            check_data(spec)
-        except SpecError as missing:    # a cluster sweep previewed on a laptop: say so, do not stop
-            print(f"warning: {missing}\n")
+        for check in (check_data, check_method_rows):
+            try:
+                check(spec)
+            except SpecError as missing:    # a cluster sweep previewed on a laptop: say so, do not stop
+                print(f"warning: {missing}\n")
         print(describe_dry_run(spec, epoch_minutes))
         print("\n(dry run: nothing written, nothing submitted)")
         return Outcome(Path(spec.out))
     check_data(spec)
+    check_method_rows(spec)
     from launcher.tracking import check_tracking, sweep_uri
 
     check_tracking(sweep_uri(spec))

@@ -150,6 +150,22 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
     recorded.write_text(json.dumps({**resolved, "out": "."}, indent=2))
 
 
+def check_method_rows(spec: SweepSpec) -> None:
+    """What each method row needs besides data, found before anything is written or submitted (an FM's
+    checkpoint folder, with the exact command that fetches it): one SpecError listing every problem."""
+    from launcher.methods.registry import method_class
+
+    domains = sorted({t.domain for t in spec.tasks})
+    problems = []
+    for row in spec.methods:
+        cls = method_class(row.method)
+        for domain in (d for d in domains if d in cls.domains):
+            problems += [f"methods.{row.name} ({domain}): {p}" for p in cls.preflight_problems(row.params, domain)]
+    if problems:
+        raise SpecError("; ".join(dict.fromkeys(problems)), file=str(spec.source),
+                        hint="fetch the checkpoint(s), set allow_download: true, or use stand_in: tiny")
+
+
 def _check_task_from_code(task, spec: SweepSpec) -> None:
     """A task of one's own from code: its loader runs once (the first horizon) and must build a task of the
     standard types, so a broken loader is one message before anything is submitted, not a failure per trial."""

@@ -59,6 +59,12 @@ class Declaration:
         return {}
 
     @classmethod
+    def preflight_problems(cls, params: dict[str, Any], domain: str) -> list[str]:
+        """What keeps this row from running on a task of `domain`, found without running it (e.g. an FM
+        checkpoint folder that is missing or incomplete): checked before anything is submitted."""
+        return []
+
+    @classmethod
     def study_overhead_epochs(cls, params: dict[str, Any], domain: str) -> float:
         """One-off work a study does besides its trials, in epochs of its model (e.g. DASHA's architecture
         search, shared by every trial of the study); used for the expected GPU-hours of `--dry-run`."""

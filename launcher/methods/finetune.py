@@ -25,6 +25,7 @@ from launcher.methods.fm_common import (
     FINETUNE_ADAPTERS,
     adapter_notes,
     adapter_problem,
+    checkpoint_problem,
     load_fm,
     resolve_checkpoint,
     task_domain,
@@ -98,6 +99,11 @@ class FinetuneMethod(EpochMethod):
     def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
         problem = adapter_problem(params.get("adapter"), FINETUNE_ADAPTERS)
         return {"adapter": problem} if problem else {}
+
+    @classmethod
+    def preflight_problems(cls, params: dict[str, Any], domain: str) -> list[str]:
+        problem = checkpoint_problem(params, domain)
+        return [problem] if problem else []
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:

@@ -67,6 +67,28 @@ def adapter_problem(ref: str | None, builtin: tuple[str, ...]) -> str | None:
     return None
 
 
+def checkpoint_problem(params: dict[str, Any], domain: str) -> str | None:
+    """Why the row's FM checkpoint cannot load (with the exact fetch command), found before any trial runs;
+    None when it can, when a stand-in is written on demand, or when the trial may download it."""
+    if params.get("stand_in", "none") != "none" or params.get("allow_download"):
+        return None
+    adapter = params.get("adapter") or DEFAULT_ADAPTERS[domain]
+    if not params.get("checkpoint"):
+        if adapter == "fracast":
+            return None                           # the weights bundled in the fracast wheel
+        return (f"adapter {adapter!r} needs `checkpoint`: the local folder holding the public checkpoint "
+                f"(README, 'Foundation models'), or `stand_in: tiny` for a labelled random-init stand-in")
+    from models.fm.base import ADAPTERS
+    from models.fm.checkpoint import FMCheckpointError
+
+    cls = ADAPTERS[adapter]
+    folder = Path(params["checkpoint"]).expanduser()
+    problems = cls.checkpoint_problems(folder, {})
+    if not problems:
+        return None
+    return str(FMCheckpointError(folder, cls.public_model_id, problems, cls.fetch_note))
+
+
 def task_domain(task: Any) -> str:
     """forecasting | genomics | satellite (classification tasks carry their domain; forecast tasks do not)."""
     return getattr(task, "domain", "forecasting")

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from launcher.methods.base import Method, MethodResult, Report
-from launcher.methods.fm_common import ZEROSHOT_ADAPTERS, adapter_notes, adapter_problem, load_fm, resolve_checkpoint
+from launcher.methods.fm_common import (
+    ZEROSHOT_ADAPTERS,
+    adapter_notes,
+    adapter_problem,
+    checkpoint_problem,
+    load_fm,
+    resolve_checkpoint,
+)
 from launcher.methods.params import Param
 
 if TYPE_CHECKING:
@@ -40,6 +47,11 @@ class ZeroShotMethod(Method):
     def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
         problem = adapter_problem(params.get("adapter"), ZEROSHOT_ADAPTERS)
         return {"adapter": problem} if problem else {}
+
+    @classmethod
+    def preflight_problems(cls, params: dict[str, Any], domain: str) -> list[str]:
+        problem = checkpoint_problem(params, domain)
+        return [problem] if problem else []
 
     def run(self, task, params: dict[str, Any], report: Report) -> MethodResult:
         import torch
