@@ -162,7 +162,8 @@ def find_task_files(name: str, data_root: str | Path | None = None, path: str | 
                 return "ienhancer", {stem: folder / f for stem, f in IENHANCER_FILES.items()}
             tried.append(f"{folder}/{{train,test}}_{{strong,weak,non}}_enhancers.txt")
     sources = info.source + (f"; or the {IENHANCER_SOURCE}" if ienhancer else "")
-    listing = "\n  ".join(tried)
+    listing = "\n  ".join(tried) or (f"nowhere: no data root is set (a sweep's data_root, a task's path, "
+                                      f"${ENV_DATA_ROOTS[0]} or ${ENV_DATA_ROOTS[1]})")
     stand_ins = [gue.name for gue in GUE_TASKS.values() if gue.substitute_for == name]
     hint = f" An offline stand-in may exist: task {' or '.join(stand_ins)} (GUE)." if stand_ins else ""
     raise DatasetMissingError(
