@@ -92,7 +92,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from launcher.api import report
 
-    print(report(args.dirs, references=args.reference or (), baseline=args.baseline))
+    print(report(args.dirs, references=args.reference or (), baseline=args.baseline, metric=args.metric))
     return 0
 
 
@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline", metavar="METHOD",
                         help="column for %% improvement (default: the sweep's report.baseline, else auto_arima, "
                              "else naive)")
+    report.add_argument("--metric", choices=("literature", "mcc", "f1", "accuracy"), default="literature",
+                        help="genomics and satellite cells: each task's literature metric (default), or MCC, F1 or "
+                             "accuracy for every task (the trials record all three at the validation-selected epoch)")
     report.set_defaults(func=_cmd_report)
 
     methods = sub.add_parser("methods", help="list the methods a sweep can name (built-in and plugins), with "

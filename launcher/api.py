@@ -270,14 +270,16 @@ def status(dir: str | os.PathLike) -> dict:
 
 
 def report(dirs: str | os.PathLike | Sequence[str | os.PathLike], *, references: Sequence[str | os.PathLike] = (),
-           baseline: str | None = None, plots: bool = True) -> str:
+           baseline: str | None = None, plots: bool = True, metric: str | None = None) -> str:
     """The comparison table of one or more sweep folders, as `launcher report DIR...` prints it (Markdown);
     writes report.md, report.csv, report.html (and the figures, unless `plots=False`) into the first folder.
-    `references`: published-numbers files; `baseline`: the column for % improvement."""
+    `references`: published-numbers files; `baseline`: the column for % improvement; `metric`: mcc, f1 or
+    accuracy for every genomics/satellite task instead of each task's literature metric."""
     from launcher.report import write_report
 
     folders = Path(dirs) if isinstance(dirs, (str, os.PathLike)) else [Path(d) for d in dirs]
-    return write_report(folders, references=[Path(f) for f in references], baseline=baseline, plots=plots)
+    return write_report(folders, references=[Path(f) for f in references], baseline=baseline, plots=plots,
+                        metric=metric)
 
 
 def results(dir: str | os.PathLike) -> pandas.DataFrame:

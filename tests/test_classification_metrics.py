@@ -66,8 +66,10 @@ def test_task_score_reports_metric_accuracy_and_loss():
     task = ClassificationTask("t", "genomics", *(np.zeros((2, 5, 3), np.float32), np.array([0, 1])) * 3,
                               n_classes=2, metric="mcc")
     result = task.score(np.array([0, 1]), np.array([[2.0, 0.0], [0.0, 2.0]]))
-    assert set(result) == {"mcc", "accuracy", "loss"}
-    assert result["mcc"] == pytest.approx(1.0) and result["accuracy"] == 1.0
+    # the task's own metric, and MCC, F1 and accuracy for every single-label task (issue 13: the literature
+    # scores the same task with different metrics; the DASHA reference uses MCC for all)
+    assert set(result) == {"mcc", "f1", "accuracy", "loss"}
+    assert result["mcc"] == pytest.approx(1.0) and result["f1"] == 1.0 and result["accuracy"] == 1.0
     assert task.input_shape == (5, 3) and task.sizes == {"train": 2, "val": 2, "test": 2}
     with pytest.raises(ValueError, match="unknown metric"):
         ClassificationTask("t", "genomics", *(np.zeros((2, 5, 3)), np.array([0, 1])) * 3, n_classes=2, metric="auc")

@@ -157,6 +157,17 @@ def test_test_score_is_taken_at_the_best_validation_epoch(tmp_path):
     assert result.metrics["best_val_score"] == best_epoch[1]["val_score"]
 
 
+def test_every_genomics_result_carries_mcc_f1_and_accuracy_at_the_selected_epoch(tmp_path):
+    task = motif_task(n_train=96, n_eval=48)
+    result, lines = run("backbone", task, tmp_path / "t", 3, **GENOMICS_SMALL)
+    best_epoch = max(lines, key=lambda line: (line[1]["val_score"], -line[0]))
+    for name in ("mcc", "f1", "accuracy"):
+        assert result.metrics[f"test_{name}"] == best_epoch[1][f"test_{name}_last"], name
+        assert all(f"val_{name}" in metrics for _, metrics in lines)
+    # the task's own metric is one of them, at the same epoch
+    assert result.metrics["test_score"] == result.metrics[f"test_{task.metric}"]
+
+
 def test_final_retrain_starts_from_the_saved_initial_weights(tmp_path):
     task = motif_task(n_train=64)
     run("backbone", task, tmp_path / "hpo", 1, **GENOMICS_SMALL, seed=7)

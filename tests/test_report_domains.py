@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from launcher.__main__ import main
+from launcher.errors import SpecError
 from launcher.report import load_document, load_report
 from launcher.report.render import render_csv, render_markdown
 from launcher.spec.load import load_sweep, spec_to_dict
@@ -231,3 +232,19 @@ def test_a_metric_named_by_the_runs_wins_over_the_registry(tmp_path):
     report = load_report(folder)
     assert report.domain == "satellite" and report.row_label("brazilian_coffee_scenes") == "brazilian_coffee_scenes (MCC)"
     assert report.baseline == "backbone" and report.cell("test_score", "brazilian_coffee_scenes", "dasha").status == "missing"
+
+
+def test_metric_option_shows_one_metric_for_every_classification_task(cls):
+    """`report --metric accuracy`: every genomics/satellite cell holds the runs' test_accuracy (0.5 in every run
+    written above) instead of each task's literature metric; rows say so; forecasting is untouched."""
+    doc = load_document(cls, metric="accuracy")
+    genomics = next(s for s in doc.sections if s.domain == "genomics")
+    assert [m.name for m in genomics.metrics] == ["test_accuracy", "test_accuracy_last"]
+    assert genomics.cell("test_accuracy", "H3", "backbone").values == [0.5, 0.5, 0.5]
+    assert genomics.cell("test_accuracy", "H3", "dasha").values == [0.5, 0.5, 0.5]      # the selected runs only
+    assert genomics.row_label("H3") == "H3 (accuracy)"
+    assert any("--metric accuracy" in r for r in doc.remarks)
+    literature = next(s for s in load_document(cls).sections if s.domain == "genomics")
+    assert literature.row_label("H3") == "H3 (MCC)" and literature.metrics[0].name == "test_score"
+    with pytest.raises(SpecError, match="unknown report metric"):
+        load_document(cls, metric="auc")

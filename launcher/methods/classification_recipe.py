@@ -5,7 +5,8 @@ labels per rank; the loop gathers them and the task scores them with its own met
 average precision), so the reported `score` is exactly the literature metric of that task.
 
 Metric names in the epoch metrics: `val_score` / `test_score_last` / `test_score_at_best_val` hold the
-task's metric (higher is better), next to `*_accuracy` and `*_loss`; `best_val_score` is the objective.
+task's metric (higher is better), next to `*_accuracy`, `*_mcc`, `*_f1` (single-label tasks, whatever their
+own metric) and `*_loss`; `best_val_score` is the objective.
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def classification_recipe(task, build_model: Callable[[], nn.Module], *, lr: flo
 
     def score(outputs: dict[str, np.ndarray]) -> dict[str, float]:
         scored = task.score(outputs["labels"], outputs["logits"])
-        return {"score": scored[task.metric], "accuracy": scored["accuracy"], "loss": scored["loss"]}
+        extra = {k: scored[k] for k in ("mcc", "f1") if k in scored}   # every single-label task: MCC and F1 too
+        return {"score": scored[task.metric], "accuracy": scored["accuracy"], "loss": scored["loss"], **extra}
 
     return TrainingRecipe(
         build_model=build_model, n_train=len(task.y_train), train_batch=train_batch, loss=loss,
@@ -77,4 +79,7 @@ def headline_metrics(metrics: dict) -> dict:
     out = dict(metrics)
     out["test_score"] = metrics["test_score_at_best_val"]
     out["test_accuracy"] = metrics["test_accuracy_at_best_val"]
+    for name in ("mcc", "f1"):       # at the same validation-selected epoch as test_score
+        if f"test_{name}_at_best_val" in metrics:
+            out[f"test_{name}"] = metrics[f"test_{name}_at_best_val"]
     return out

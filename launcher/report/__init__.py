@@ -38,10 +38,10 @@ __all__ = ["CONFIDENCE", "DOMAINS", "METRICS", "Aggregate", "Cell", "Column", "C
 
 
 def write_report(folders: Sequence[Path] | Path, *, references: Sequence[Path] = (), baseline: str | None = None,
-                 plots: bool = True) -> str:
+                 plots: bool = True, metric: str | None = None) -> str:
     """Write report.md, report.csv, report.html (and the figures as PNG) into the first folder;
-    return the Markdown."""
-    doc = load_document(folders, references, baseline)
+    return the Markdown. `metric`: mcc, f1 or accuracy for every genomics/satellite task (load_document)."""
+    doc = load_document(folders, references, baseline, metric)
     figures = make_figures(doc) if plots else []
     out = Path(folders if isinstance(folders, (str, Path)) else folders[0])
     markdown = render_markdown(doc, figures)

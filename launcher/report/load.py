@@ -12,6 +12,7 @@ from launcher.engine.journal import Journal
 from launcher.errors import SpecError
 from launcher.report.model import (
     DOMAINS,
+    METRIC_CHOICES,
     TUNED_ARMS,
     Cell,
     Column,
@@ -19,6 +20,7 @@ from launcher.report.model import (
     Document,
     Reference,
     Report,
+    domain_metrics,
     registry_task_metric,
 )
 from launcher.spec.load import read_record
@@ -34,7 +36,7 @@ def _state(folder: Path) -> str:
     return next((states[e] for e in reversed(events) if e in states), "unfinished" if events else "unknown")
 
 
-def _load_sweep(folder: Path, index: int) -> dict:
+def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
     spec = read_record(folder)
     domain_of = {name: t.get("domain", "forecasting") for t in spec["tasks"] for name in record_task_names(t)}
     tasks = list(domain_of)
@@ -49,7 +51,7 @@ def _load_sweep(folder: Path, index: int) -> dict:
     expected = {(p["task"], p["column"]): (p.get("arm", "fixed"), int(p.get("trials", 1))) for p in plan}
     for task, _ in expected:
         domain_of.setdefault(task, "forecasting")
-    metrics_of = {t: DOMAINS[domain_of[t]].metrics for t in domain_of}
+    metrics_of = {t: domain_metrics(domain_of[t], metric) for t in domain_of}
     cells = {(m.name, t, c): Cell() for t, c in expected for m in metrics_of[t]}
     keys = {(domain_of[t], c) for t, c in expected}        # per (domain, column): size, notes and cost
     params, notes, costs = ({k: set() for k in keys}, {k: set() for k in keys}, {k: Cost() for k in keys})
@@ -112,7 +114,8 @@ def load_reference(path: Path) -> list[Reference]:
         raise bad("expected a `source:` mapping with a `citation:` text", "source")
     if not isinstance(doc.get("entries"), list) or not doc["entries"]:
         raise bad("expected a non-empty `entries:` list", "entries")
-    known = list(dict.fromkeys(m.name for d in DOMAINS.values() for m in d.metrics))
+    known = list(dict.fromkeys(m.name for d in DOMAINS for c in (None, *METRIC_CHOICES[1:])
+                               for m in domain_metrics(d, c)))
     found = []
     for i, entry in enumerate(doc["entries"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("results"), dict):
@@ -183,10 +186,15 @@ def _baseline(section: Report, wanted: str | None) -> str | None:
     return chosen
 
 
-def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (), baseline: str | None = None
-                  ) -> Document:
+def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (), baseline: str | None = None,
+                  metric: str | None = None) -> Document:
+    """Every domain section of the report of `folders`; `metric` (mcc, f1, accuracy) shows that metric for every
+    genomics and satellite task instead of each task's literature metric (None / "literature")."""
+    if metric not in (None, *METRIC_CHOICES):
+        raise SpecError(f"unknown report metric {metric!r}", key="--metric", hint=f"choose one of {', '.join(METRIC_CHOICES)}")
+    chosen = None if metric == "literature" else metric      # (`metric` names loop variables below)
     folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
-    sweeps = [_load_sweep(f, i) for i, f in enumerate(folders)]
+    sweeps = [_load_sweep(f, i, chosen) for i, f in enumerate(folders)]
     domain_of = {t: d for s in sweeps for t, d in s["domain_of"].items()}
     tasks = list(dict.fromkeys(t for s in sweeps for t in s["tasks"]))
     forecasting = [t for t in tasks if domain_of[t] == "forecasting"]
@@ -213,14 +221,19 @@ def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (
     state = [(s["name"], s["state"]) for s in sweeps]
     sections = []
     for d in present:
-        info, mine = DOMAINS[d], rows[d]
+        mine = rows[d]
         cols = [c for c in columns if task_sets[c.name] & set(mine)] if d != "forecasting" or len(present) > 1 \
             else list(columns)
         sections.append(Report(state, mine, cols, cells, {c.name: params.get((d, c.name), set()) for c in cols},
                                {c.name: costs.get((d, c.name), Cost()) for c in cols},
-                               {c.name: notes.get((d, c.name), set()) for c in cols}, None, [], info.metrics, [], d,
-                               {t: task_metrics.get(t) or registry_task_metric(t, d) for t in mine if d != "forecasting"}))
+                               {c.name: notes.get((d, c.name), set()) for c in cols}, None, [],
+                               domain_metrics(d, chosen), [], d,
+                               {t: chosen or task_metrics.get(t) or registry_task_metric(t, d) for t in mine
+                                if d != "forecasting"}))
     remarks, refs = [], [r for path in references for r in load_reference(path)]
+    if chosen and any(s.domain != "forecasting" for s in sections):
+        remarks.append(f"Genomics and satellite cells show test {chosen} for every task (--metric {chosen}), not "
+                       f"each task's literature metric; multi-label tasks (average precision) have none.")
     for ref in refs:
         column = Column(f"published: {ref.name}", ref.name, f"published ({ref.kind})", reference=ref)
         outside = sorted(set(ref.results) - set(tasks))
@@ -250,9 +263,9 @@ def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (
 
 
 def load_report(folders: Sequence[Path] | Path, references: Sequence[Path] = (), baseline: str | None = None,
-                domain: str | None = None) -> Report:
+                domain: str | None = None, metric: str | None = None) -> Report:
     """One domain's section (default: the first present), with the report-wide remarks ahead of its own."""
-    doc = load_document(folders, references, baseline)
+    doc = load_document(folders, references, baseline, metric)
     section = next((s for s in doc.sections if domain in (None, s.domain)), None)
     if section is None:
         raise ValueError(f"no {domain} tasks in this report; domains: {', '.join(s.domain for s in doc.sections)}")

@@ -56,6 +56,20 @@ DOMAINS: dict[str, DomainInfo] = {
     "satellite": DomainInfo("satellite", "Satellite imagery", SCORE_METRICS, ("backbone",), CLASSIFICATION_CELLS),
 }
 METRICS: tuple[Metric, ...] = DOMAINS["forecasting"].metrics
+# `report --metric`: one metric for every genomics/satellite task instead of each task's literature metric
+# (the trials record MCC, F1 and accuracy for every single-label task at the validation-selected epoch)
+METRIC_CHOICES = ("literature", "mcc", "f1", "accuracy")
+
+
+def domain_metrics(domain: str, metric: str | None = None) -> tuple[Metric, ...]:
+    """The metrics a domain's tables show: its own, or for classification domains the one `metric` chosen."""
+    if domain == "forecasting" or metric in (None, "literature"):
+        return DOMAINS[domain].metrics
+    if metric not in METRIC_CHOICES:
+        raise ValueError(f"unknown report metric {metric!r}; choose one of {', '.join(METRIC_CHOICES)}")
+    label = {"mcc": "MCC", "f1": "F1", "accuracy": "accuracy"}[metric]
+    return (Metric(f"test_{metric}", f"test {label} at the validation-selected epoch", "max"),
+            Metric(f"test_{metric}_last", f"test {label} at last epoch", "max"))
 CONFIDENCE = 0.95
 TUNED_ARMS = ("tuned", "random")
 # How a task's literature metric (tasks.classification.METRICS) is named in its row label.
