@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dirs", nargs="+", metavar="DIR", help="sweep output folder(s); several: their union")
     report.add_argument("--reference", nargs="+", action="extend", metavar="FILE",
                         help="published numbers to show beside the runs (after the DIRs), e.g. "
-                             "sweeps/reference/patchtst_nie2023.yaml")
+                             "sweeps/reference/patchtst_nie2023.yaml; `all`: every file in sweeps/reference/ "
+                             "with at least one task of this report")
     report.add_argument("--baseline", metavar="METHOD",
                         help="column for %% improvement (default: the sweep's report.baseline, else auto_arima, "
                              "else naive)")

@@ -15,7 +15,7 @@ import scipy.stats
 
 from launcher.__main__ import main
 from launcher.errors import SpecError
-from launcher.report import METRICS, Column, aggregates, load_reference, load_report, ranks, t_interval
+from launcher.report import METRICS, Column, aggregates, load_document, load_reference, load_report, ranks, t_interval
 from launcher.report.plots import Figure, data_used, make_figures, training_observations
 from launcher.report.render import render_csv, render_html, render_markdown
 from launcher.tracking import Tracker, default_uri
@@ -318,3 +318,20 @@ def test_avg_rmse_row_is_the_mean_of_the_square_roots(gold):
     value = next(float(r[8]) for r in rows if r[1] == "aggregate" and r[2] == "Avg RMSE" and r[3] == "autoar")
     assert value == pytest.approx((0.40 ** 0.5 + 0.44 ** 0.5 + 0.30 ** 0.5) / 3, abs=1e-9)
     assert "| Avg RMSE | 0.6145 |" in render_markdown(load_report(gold))
+
+
+def test_reference_all_picks_every_file_with_a_task_of_the_report(gold):
+    """`--reference all`: the forecasting files of sweeps/reference/ (they publish ETTh1/ETTh2 settings) give
+    their columns; a file naming none of the report's tasks would be left out."""
+    from launcher.report.load import REFERENCE_DIR
+
+    doc = load_document(gold, ["all"])
+    published = {c.name for s in doc.sections for c in s.columns if c.published}
+    assert {"published: DLinear", "published: PatchTST/64", "published: TTM-R2 zero-shot (CL 512)"} <= published
+    files = sorted(p.name for p in REFERENCE_DIR.glob("*.yaml"))
+    assert {r.file for r in doc.references} <= set(files) and len({r.file for r in doc.references}) >= 3
+    # the same numbers as naming the file itself
+    one = load_document(gold, [REFERENCE_DIR / "dlinear_zeng2023.yaml"]).sections[0]
+    every = doc.sections[0]
+    assert every.cell("test_mse", "ETTh1-96", "published: DLinear").values == \
+        one.cell("test_mse", "ETTh1-96", "published: DLinear").values

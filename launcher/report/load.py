@@ -99,6 +99,26 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
             "task_sets": {c: {t for t, col in expected if col == c} for c in columns}}
 
 
+REFERENCE_DIR = Path(__file__).resolve().parents[2] / "sweeps" / "reference"
+
+
+def _reference_files(references: Sequence[Path | str], tasks: set[str]) -> list[Path]:
+    """The files asked for; "all" stands for every file in sweeps/reference/ with at least one of `tasks`."""
+    import yaml
+
+    files: list[Path] = []
+    for ref in references:
+        if str(ref) != "all":
+            files.append(Path(ref))
+            continue
+        for path in sorted(REFERENCE_DIR.glob("*.yaml")):
+            doc = yaml.safe_load(path.read_text()) or {}
+            covered = {str(task) for e in doc.get("entries") or [] for task in (e.get("results") or {})}
+            if covered & tasks:
+                files.append(path)
+    return list(dict.fromkeys(files))
+
+
 def load_reference(path: Path) -> list[Reference]:
     """Published numbers from a YAML file (format: sweeps/reference/README.md); SpecError if malformed."""
     import yaml
@@ -230,7 +250,7 @@ def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (
                                domain_metrics(d, chosen), [], d,
                                {t: chosen or task_metrics.get(t) or registry_task_metric(t, d) for t in mine
                                 if d != "forecasting"}))
-    remarks, refs = [], [r for path in references for r in load_reference(path)]
+    remarks, refs = [], [r for path in _reference_files(references, set(tasks)) for r in load_reference(path)]
     if chosen and any(s.domain != "forecasting" for s in sections):
         remarks.append(f"Genomics and satellite cells show test {chosen} for every task (--metric {chosen}), not "
                        f"each task's literature metric; multi-label tasks (average precision) have none.")
