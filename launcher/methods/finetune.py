@@ -23,9 +23,8 @@ from typing import Any
 from launcher.methods.base import EpochMethod, MethodResult, Report
 from launcher.methods.fm_common import (
     FINETUNE_ADAPTERS,
+    AdapterChecks,
     adapter_notes,
-    adapter_problem,
-    checkpoint_problem,
     load_fm,
     resolve_checkpoint,
     task_domain,
@@ -50,8 +49,9 @@ def _on_model_device(step):
     return moved
 
 
-class FinetuneMethod(EpochMethod):
+class FinetuneMethod(AdapterChecks, EpochMethod):
     name = "finetune"
+    builtin_adapters = FINETUNE_ADAPTERS
     kind = "fine-tuned FM"
     domains = ("forecasting", "genomics", "satellite")
     params = {
@@ -94,16 +94,6 @@ class FinetuneMethod(EpochMethod):
     objective = {"forecasting": ("best_val_mse", "min"), "genomics": ("best_val_score", "max"),
                  "satellite": ("best_val_score", "max")}
     strategies = ("none", "ddp", "deepspeed")
-
-    @classmethod
-    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
-        problem = adapter_problem(params.get("adapter"), FINETUNE_ADAPTERS)
-        return {"adapter": problem} if problem else {}
-
-    @classmethod
-    def preflight_problems(cls, params: dict[str, Any], domain: str) -> list[str]:
-        problem = checkpoint_problem(params, domain)
-        return [problem] if problem else []
 
     def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int,
                     report: Report) -> MethodResult:

@@ -67,6 +67,23 @@ def adapter_problem(ref: str | None, builtin: tuple[str, ...]) -> str | None:
     return None
 
 
+class AdapterChecks:
+    """The checks the FM methods share, mixed in before their base class: the adapter reference (a built-in
+    of `builtin_adapters`, a plugin's, or an import path) and, before any trial runs, its checkpoint folder."""
+
+    builtin_adapters: tuple[str, ...] = ()
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
+        problem = adapter_problem(params.get("adapter"), cls.builtin_adapters)
+        return {"adapter": problem} if problem else {}
+
+    @classmethod
+    def preflight_problems(cls, params: dict[str, Any], domain: str) -> list[str]:
+        problem = checkpoint_problem(params, domain)
+        return [problem] if problem else []
+
+
 def checkpoint_problem(params: dict[str, Any], domain: str) -> str | None:
     """Why the row's FM checkpoint cannot load (with the exact fetch command), found before any trial runs;
     None when it can, when a stand-in is written on demand, or when the trial may download it."""

@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from launcher.methods.base import Method, MethodResult, Report
 from launcher.methods.fm_common import (
     ZEROSHOT_ADAPTERS,
+    AdapterChecks,
     adapter_notes,
-    adapter_problem,
-    checkpoint_problem,
     load_fm,
     resolve_checkpoint,
 )
@@ -26,8 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-class ZeroShotMethod(Method):
+class ZeroShotMethod(AdapterChecks, Method):
     name = "zeroshot"
+    builtin_adapters = ZEROSHOT_ADAPTERS
     kind = "zero-shot FM"
     params = {
         "adapter": Param("str", "fracast", "forecasting FM adapter: a built-in name, a plugin's, or "
@@ -42,16 +42,6 @@ class ZeroShotMethod(Method):
         "allow_download": Param("bool", False, "fetch a missing checkpoint from the Hugging Face Hub into `checkpoint`"),
     }
     deterministic = True
-
-    @classmethod
-    def check_params(cls, params: dict[str, Any]) -> dict[str, str]:
-        problem = adapter_problem(params.get("adapter"), ZEROSHOT_ADAPTERS)
-        return {"adapter": problem} if problem else {}
-
-    @classmethod
-    def preflight_problems(cls, params: dict[str, Any], domain: str) -> list[str]:
-        problem = checkpoint_problem(params, domain)
-        return [problem] if problem else []
 
     def run(self, task, params: dict[str, Any], report: Report) -> MethodResult:
         import torch
