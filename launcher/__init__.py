@@ -6,7 +6,7 @@ MLflow or nevergrad until a function runs):
     launcher.sweep(spec, out=None, dry_run=False, overrides=None) -> Path    # a YAML path or a dict
     launcher.resume(dir, retry_failed=False) -> Path
     launcher.status(dir) -> dict
-    launcher.report(dirs, references=(), baseline=None, plots=True) -> str  # Markdown; writes report.*
+    launcher.report(dirs, references=(), baseline=None, plots=True, metric=None) -> str  # writes report.*
     launcher.results(dir) -> pandas.DataFrame                                # report.csv's numbers, tidy
     launcher.SpecError, launcher.SweepPaused
 
@@ -29,11 +29,12 @@ _API = ("SweepPaused", "load_spec", "results", "resume", "status", "sweep")
 class _CallableReport(types.ModuleType):
     """The `launcher.report` package, callable as the API's `report` function."""
 
-    def __call__(self, dirs, *, references=(), baseline=None, plots=True) -> str:
-        """`launcher.api.report`: the comparison table (Markdown) of sweep folders; writes report.md/.csv/.html."""
+    def __call__(self, dirs, **options) -> str:
+        """`launcher.api.report`: the comparison table (Markdown) of sweep folders; writes report.md/.csv/.html.
+        Keyword options as `launcher.api.report` takes them (references, baseline, plots, metric)."""
         from launcher.api import report
 
-        return report(dirs, references=references, baseline=baseline, plots=plots)
+        return report(dirs, **options)
 
 
 class _Launcher(types.ModuleType):

@@ -116,6 +116,10 @@ def test_report_returns_the_markdown_and_writes_the_files(smoke):
     assert launcher.report([smoke], baseline="seasonal_naive", plots=False).count("seasonal_naive") > 1
     with pytest.raises(SpecError, match="not a column"):
         launcher.report(smoke, baseline="no_such_column", plots=False)
+    # every option of the API function reaches it through the callable package, `metric` included
+    with pytest.raises(SpecError, match="unknown report metric"):
+        launcher.report(smoke, metric="auc", plots=False)
+    assert launcher.report(smoke, metric="mcc", plots=False) == markdown      # forecasting only: unchanged
 
 
 # --------------------------------------------------------------------------- a spec given as a dict
