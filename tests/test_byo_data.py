@@ -13,7 +13,6 @@ from launcher.errors import SpecError
 from launcher.spec.load import load_recorded_sweep, load_sweep, record_as_sweep_file, spec_to_dict
 from tasks.genomics import load_genomics_task
 from tasks.registry import load_task
-from tests.conftest import ROOT
 
 NT_TASKS_IN_TABLE = ("promoter_all", "H3", "splice_sites_all")
 
@@ -205,10 +204,15 @@ def test_genomics_search_uses_the_data_root_and_its_domain_folder(tmp_path, monk
     assert search_roots(None) == [tmp_path / "env", tmp_path / "env" / "genomics"]
 
 
-def test_no_default_data_root_outside_the_repository():
-    for name in ("genomics.py", "satellite.py", "timeseries_data.py"):
-        text = (ROOT / "tasks" / name).read_text()
-        assert '"shared"' not in text and "../shared" not in text, name
+def test_no_default_data_root_outside_the_repository(monkeypatch):
+    """With no data_root and no environment variable, the loaders search nowhere (a clone has only its own
+    files): no built-in default points outside the repository."""
+    from tasks import genomics, satellite
+
+    for var in ("LAUNCHER_DATA", "LAUNCHER_DATA_ROOT", "GEO_BENCH_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    assert genomics.search_roots(None) == []
+    assert satellite.search_roots(None) == []
 
 
 # -------------------------------------------------------------------------------------- bad inputs
