@@ -137,11 +137,14 @@ fi
 adopt slurmd "$SL/slurmd.pid"
 p=$(pid_of "$SL/slurmd.pid")
 if [ -n "$p" ] && { [ $changed = 1 ] || ! node_ok; }; then log "slurmd $p stale or reconfigured: replacing"; stop_pid "$p"; p=""; fi
+started=$SECONDS
 if [ -z "$p" ]; then rm -f "$SL/slurmd.pid"; slurmd 9>&-; log "slurmd started"; fi
 end=$((SECONDS+60)); resumed=0
 until node_ok; do
   [ -n "$(pid_of "$SL/slurmctld.pid")" ] || die "slurmctld died"
-  [ -n "$(pid_of "$SL/slurmd.pid")" ] || die "slurmd died"
+  # the pid file appears only once slurmd has daemonized and initialised (cgroups, plugins):
+  # give it 10 s before calling it dead (CI once read the file in that window and gave up)
+  [ -n "$(pid_of "$SL/slurmd.pid")" ] || [ $((SECONDS-started)) -le 10 ] || die "slurmd died"
   case "$(node_state)" in drain*|down*) [ $resumed = 0 ] && { timeout 5 scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true; resumed=1; };; esac
   [ $SECONDS -ge $end ] && die "node $HOST not idle after 60 s (state: $(node_state))"
   sleep 0.2
