@@ -24,6 +24,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from launcher.__main__ import main
+from launcher.job.trial import result_name
 
 SWEEP = """
 name: killme
@@ -154,3 +155,54 @@ def test_kill_9_sigterm_and_torn_writes_then_resume_equals_uninterrupted(write_s
     for run in live:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
         assert steps == sorted(set(steps)), (run.data.tags["launcher.trial"], steps)
+
+
+ONE_STUDY = """
+name: torn
+out: {out}
+seeds: [0]
+tasks:
+  - dataset: ETTh1
+    horizons: [96]
+methods:
+  synthetic:
+    space:
+      x: {{float: [0.0, 1.0]}}
+      y: {{float: [0.0, 1.0]}}
+search:
+  trials: 4
+  final_epochs: 2
+  scheduler: {{type: asha, eta: 2, grace: 1, max_epochs: 4}}
+executor: {{backend: inline, workers: 1}}
+"""
+
+
+def duplicated_points(db: Path) -> list:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT run_uuid, key, step, COUNT(*) FROM metrics GROUP BY run_uuid, key, step "
+                            "HAVING COUNT(*) > 1").fetchall()
+
+
+def test_a_resume_that_re_ingests_an_older_segment_logs_no_point_twice(write_sweep, tmp_path):
+    """The journal loses a trial's `segment_done` (a torn last line) after the inline job had already run
+    the trial's next segment: the resumed controller ingests the older segment again, with the later
+    outbox lines, then the later segment from its result file, whose last step was copied by that first
+    ingest. The later segment's final metrics must not log that step a second time."""
+    out = tmp_path / "run"
+    sweep = write_sweep(ONE_STUDY.format(out=out))
+    assert main(["sweep", str(sweep)]) == 0
+    assert duplicated_points(out / "mlflow.db") == []
+    events = journal(out)
+    # a trial promoted past its first rung: its segment_done(continue) is followed by a later segment
+    first = next(i for i, e in enumerate(events) if e["event"] == "segment_done" and e["decision"] == "continue")
+    trial = events[first]["trial_id"]
+    assert (out / "trials" / trial / result_name(events[first]["next_epoch"])).exists()
+    # The store as it was (runs, params, curves up to that event) is what a killed controller left;
+    # keep it whole (it only holds more points), and cut the journal so that event is the torn last line.
+    lines = (out / "journal.jsonl").read_text().splitlines(keepends=True)
+    (out / "journal.jsonl").write_text("".join(lines[:first]) + lines[first][:len(lines[first]) // 2])
+    assert main(["sweep", str(sweep)]) == 0
+    assert duplicated_points(out / "mlflow.db") == []
+    resumed = journal(out)
+    assert sum(e["event"] == "segment_done" and e["trial_id"] == trial for e in resumed) == \
+        sum(e["event"] == "segment_done" and e["trial_id"] == trial for e in events)

@@ -221,15 +221,16 @@ class Controller(Recovery):
                                 job_folder=str(paths.folder) if paths is not None else None)
             self.live.append(Live(handle, trial, until_epoch))
 
-    def _copy_outbox(self, trial: TrialState) -> tuple[int, list[dict]]:
-        """Copy the outbox lines MLflow has not seen yet; (lines ingested in all, the new lines)."""
-        new = read_outbox(self._trial_dir(trial), trial.ingested_lines)
-        self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], new)
-        return trial.ingested_lines + len(new), new
+    def _copy_outbox(self, trial: TrialState) -> list[dict]:
+        """Copy the outbox lines MLflow has not seen yet; returns every line copied so far (these included)."""
+        outbox = read_outbox(self._trial_dir(trial))
+        self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], outbox[trial.ingested_lines:])
+        return outbox
 
     def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome) -> None:
         run_id = self.run_ids[f"trial:{trial.trial_id}"]
-        lines, new_lines = self._copy_outbox(trial)
+        outbox = self._copy_outbox(trial)
+        lines = len(outbox)
         if not outcome.ok:
             self._failed(study, trial, until_epoch, outcome, run_id, lines)
             return
@@ -247,7 +248,7 @@ class Controller(Recovery):
         # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
         result_file = self._trial_dir(trial) / result_name(until_epoch)
         self.runs.log_segment(run_id, step=step, metrics=metrics, result=result, result_file=result_file,
-                              new_lines=new_lines, decision=decision, asha=study.plan.asha is not None,
+                              outbox=outbox, decision=decision, asha=study.plan.asha is not None,
                               fallback_time=time.time())
         value = metrics.get(study.plan.objective) if study.plan.objective else None
         self.journal.append("segment_done", trial_id=trial.trial_id, until_epoch=until_epoch, metrics=metrics,

@@ -70,7 +70,7 @@ class Recovery:
                 result_file = trial_dir / result_name(event["until_epoch"])
                 result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
                 self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
-                                      result=result, result_file=result_file, new_lines=lines[copied:],
+                                      result=result, result_file=result_file, outbox=lines,
                                       decision=event["decision"], asha=study.plan.asha is not None,
                                       fallback_time=event["time"])
                 copied = max(copied, event["lines"])

@@ -61,11 +61,15 @@ class SweepRuns:
                 self.tracker.client.delete_run(run.info.run_id)
 
     def log_segment(self, run_id: str, *, step: int, metrics: dict, result: dict, result_file: Path,
-                    new_lines: list[dict], decision: str, asha: bool, fallback_time: float) -> None:
-        """What one ended segment adds to its trial's run (live ingest and rebuild alike)."""
-        # What the outbox already logged at this step (the last epoch's curves) is not logged again:
-        # a metric's history holds each step once.
-        logged = {key for line in new_lines if line["step"] == step for key in line["metrics"]}
+                    outbox: list[dict], decision: str, asha: bool, fallback_time: float) -> None:
+        """What one ended segment adds to its trial's run (live ingest and rebuild alike). `outbox`: every
+        outbox line copied into the run so far, this segment's included."""
+        # What the outbox logged at this step (the last epoch's curves) is not logged again: a metric's
+        # history holds each step once. All lines count, not only this ingest's new ones: the step's
+        # line may have been copied by an earlier ingest (a segment retried after its job died past its
+        # last report, or a torn journal line that made a resumed controller re-ingest an older segment
+        # after the job had already run on).
+        logged = {key for line in outbox if line["step"] == step for key in line["metrics"]}
         finals = {f"final_{k}" if k == "epoch" else k: v for k, v in metrics.items() if k not in logged}
         self.tracker.log_metrics(run_id, finals, step=step, timestamp_s=result_time(result_file, fallback_time))
         if result.get("info"):
