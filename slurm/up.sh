@@ -10,7 +10,11 @@
 #   bash slurm/up.sh                 # from zero (~1.5 min with apt) or warm (~1 s)
 #   WITH_DBD=0 bash slurm/up.sh      # no accounting: sacct fails, the launcher falls back to pickles
 #   CGROUP=0 bash slurm/up.sh        # no cgroup limits (memory and cores not enforced)
-# Knobs: SLURM_ROOT, WITH_DBD=1, CGROUP=1, CRED_EXPIRE=10, MAX_ARRAY_SIZE=1001, MAX_JOB_COUNT=10000.
+# Knobs: SLURM_ROOT, WITH_DBD=1, CGROUP=1, CRED_EXPIRE=10, MAX_ARRAY_SIZE=101, MAX_JOB_COUNT=10000,
+#   JOBS_PER_CORE=32 (the partition's OverSubscribe=FORCE:N: up to N jobs share each real core, so the
+#   1,000 one-second trials of tests/test_slurm_scale.py overlap on a 2-core machine; 1 = one job per core).
+# MAX_ARRAY_SIZE=101 (SLURM's default is 1001) makes a 1,000-trial sweep split into arrays, as on clusters
+# that lower it.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SL=${SLURM_ROOT:-/tmp/launcher-slurm}
@@ -37,7 +41,7 @@ node_state(){ timeout 5 sinfo -h -n "$HOST" -o %T 2>/dev/null | head -1; }
 # the controller's view of the node lags up to SlurmdTimeout: also ask the local slurmd itself (an RPC)
 node_ok(){ timeout 5 scontrol show slurmd >/dev/null 2>&1 || return 1
   case "$(node_state)" in idle|mixed|allocated|completing) return 0;; *) return 1;; esac; }
-render(){ local t v; t=$(<"$1"); for v in HOST SL CPUS MEM_MB CRED_EXPIRE MAX_ARRAY_SIZE MAX_JOB_COUNT PROCTRACK ACCOUNTING DB_PASS; do t=${t//@$v@/${!v}}; done; printf '%s\n' "$t"; }
+render(){ local t v; t=$(<"$1"); for v in HOST SL CPUS MEM_MB CRED_EXPIRE MAX_ARRAY_SIZE MAX_JOB_COUNT OVERSUBSCRIBE PROCTRACK ACCOUNTING DB_PASS; do t=${t//@$v@/${!v}}; done; printf '%s\n' "$t"; }
 # install_conf SRC DEST MODE: write DEST only when it differs; exit status 0 means "changed"
 install_conf(){ if [ -f "$2" ] && cmp -s "$1" "$2"; then rm -f "$1"; return 1; fi; install -m "$3" "$1" "$2"; rm -f "$1"; }
 
@@ -57,7 +61,10 @@ exec 9>"$SL/up.lock"; flock -w 300 9 || die "another slurm/up.sh holds $SL/up.lo
 
 # --- configs: rendered from the templates; a changed config restarts the daemons that read it
 CPUS=$(nproc); MEM_MB=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) - 2048 ))
-CRED_EXPIRE=${CRED_EXPIRE:-10}; MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-1001}; MAX_JOB_COUNT=${MAX_JOB_COUNT:-10000}
+CRED_EXPIRE=${CRED_EXPIRE:-10}; MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-101}; MAX_JOB_COUNT=${MAX_JOB_COUNT:-10000}
+JOBS_PER_CORE=${JOBS_PER_CORE:-32}
+case "$JOBS_PER_CORE" in ''|*[!0-9]*|0) die "JOBS_PER_CORE must be an integer >= 1, got '$JOBS_PER_CORE'";; esac
+if [ "$JOBS_PER_CORE" -gt 1 ]; then OVERSUBSCRIBE="FORCE:$JOBS_PER_CORE"; else OVERSUBSCRIBE=NO; fi
 DB_PASS=slurmpw
 if [ "$CGROUP" = 1 ]; then PROCTRACK=$'ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup,task/affinity'
 else PROCTRACK=$'ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none'; fi
