@@ -63,7 +63,7 @@ exec 9>"$SL/up.lock"; flock -w 300 9 || die "another slurm/up.sh holds $SL/up.lo
 CPUS=$(nproc); MEM_MB=$(( $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) - 2048 ))
 CRED_EXPIRE=${CRED_EXPIRE:-10}; MAX_ARRAY_SIZE=${MAX_ARRAY_SIZE:-101}; MAX_JOB_COUNT=${MAX_JOB_COUNT:-10000}
 JOBS_PER_CORE=${JOBS_PER_CORE:-32}
-case "$JOBS_PER_CORE" in ''|*[!0-9]*|0) die "JOBS_PER_CORE must be an integer >= 1, got '$JOBS_PER_CORE'";; esac
+case "$JOBS_PER_CORE" in ""|*[!0-9]*|0) log "JOBS_PER_CORE must be an integer >= 1, got '$JOBS_PER_CORE'"; exit 2;; esac
 if [ "$JOBS_PER_CORE" -gt 1 ]; then OVERSUBSCRIBE="FORCE:$JOBS_PER_CORE"; else OVERSUBSCRIBE=NO; fi
 DB_PASS=slurmpw
 if [ "$CGROUP" = 1 ]; then PROCTRACK=$'ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup,task/affinity'

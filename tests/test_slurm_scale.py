@@ -105,11 +105,16 @@ def cpu_seconds(text: str) -> float:
 
 def test_a_thousand_trials_run_as_chunked_arrays_polled_with_one_squeue_each(cluster, tmp_path, monkeypatch, capsys):
     calls: list[list[str]] = []
+    squeue_s: list[float] = []
     real_run_command = slurm.run_command
 
     def counting_run_command(args, timeout=slurm.COMMAND_TIMEOUT_S):   # instrumentation: every call still runs
         calls.append(list(args))
-        return real_run_command(args, timeout)
+        t0 = time.monotonic()
+        done = real_run_command(args, timeout)
+        if args[0] == "squeue":
+            squeue_s.append(time.monotonic() - t0)
+        return done
 
     monkeypatch.setattr(slurm, "run_command", counting_run_command)
     # 200M: a trial job peaks near 80 MB; the default (DefMemPerCPU=1024) would cap the cluster at ~20 jobs at once
@@ -171,12 +176,18 @@ def test_a_thousand_trials_run_as_chunked_arrays_polled_with_one_squeue_each(clu
     assert set(states.values()) == {"COMPLETED"}, Counter(states.values())
     assert max(Counter(j.split("_")[0] for j in states).values()) <= MAX_ARRAY
 
+    # the same poll once every job has ended and the machine is quiet: 1,000 lines from one squeue
+    t0 = time.monotonic()
+    assert len(executor._squeue(handles)) == N_TRIALS
+    quiet_poll_s = time.monotonic() - t0
     cpu = job_cpu_seconds(arrays)
     summary = (f"SLURM scale: {N_TRIALS} trials of {SLEEP_S:.0f} s in {len(arrays)} arrays (MaxArraySize "
                f"{cluster.max_array_size}, {job_slots()} job slots on {os.cpu_count()} CPUs): submitted in "
                f"{submit_s:.2f} s; all ended in {wall_s:.0f} s ({N_TRIALS / wall_s:.1f} jobs/s); {len(poll_s)} polls, "
-               f"{sum(poll_s) / len(poll_s):.3f} s mean / {max(poll_s):.3f} s max per poll (1 squeue each, "
-               f"{sum(m.count('sacct') for m in polls_made)} sacct in all)"
+               f"{sum(poll_s) / len(poll_s):.3f} s mean / {max(poll_s):.3f} s max per poll while jobs ran (squeue "
+               f"itself {sum(squeue_s[:len(poll_s)]) / len(poll_s):.3f} s mean; "
+               f"{sum(m.count('sacct') for m in polls_made)} sacct in all), {quiet_poll_s:.3f} s for the "
+               f"{N_TRIALS}-task squeue once all had ended"
                + (f"; {cpu:.2f} CPU-s per job (sacct TotalCPU)" if cpu is not None else ""))
     with capsys.disabled():
         print("\n" + summary)
