@@ -41,6 +41,11 @@ def _flatten(prefix: str, value: Any, into: dict[str, str]) -> None:
         into[prefix] = str(value)[:6000]
 
 
+def outbox_points(lines: Iterable[dict]) -> list[tuple[str, float, float | None, int]]:
+    """Metric points of outbox lines, each stamped with its line's own time (so copying again is a no-op)."""
+    return [(k, v, line.get("time"), line["step"]) for line in lines for k, v in sorted(line["metrics"].items())]
+
+
 class Tracker:
     """Creates the runs of a sweep and copies trial results into them."""
 
@@ -69,30 +74,39 @@ class Tracker:
             self.log_params(run.info.run_id, params)
         return run.info.run_id
 
-    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
+    def log_batch(self, run_id: str, *, points: Iterable[tuple[str, float, float | None, int]] = (),
+                  params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> None:
+        """Metric points (key, value, timestamp in s or None for now, step), params (nested dicts are
+        flattened to dotted keys) and tags, in as few store calls as MLflow's batch limits allow (one
+        for a segment's writes): each call is a transaction, and on SQLite a commit is the cost."""
+        from mlflow.entities import Metric, Param, RunTag
 
+        now = time.time()
+        metrics = [Metric(k, float(v), int((now if ts is None else ts) * 1000), int(step)) for k, v, ts, step in points]
         flat: dict[str, str] = {}
-        _flatten("", params, flat)
-        items = [Param(k, v) for k, v in sorted(flat.items())]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start:start + 100])
+        _flatten("", params or {}, flat)
+        param_items = [Param(k, v) for k, v in sorted(flat.items())]
+        tag_items = [RunTag(k, str(v)) for k, v in sorted((tags or {}).items())]
+        # MLflow's limits per call: 1000 metrics, 100 params, 100 tags, 1000 entities in all
+        while metrics or param_items or tag_items:
+            some_params, param_items = param_items[:100], param_items[100:]
+            some_tags, tag_items = tag_items[:100], tag_items[100:]
+            room = 1000 - len(some_params) - len(some_tags)
+            some_metrics, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, metrics=some_metrics, params=some_params, tags=some_tags)
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        self.log_batch(run_id, params=params)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in sorted(tags.items())])
+        self.log_batch(run_id, tags=tags)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0,
                     timestamp_s: float | None = None) -> None:
-        from mlflow.entities import Metric
-
-        ms = int((timestamp_s if timestamp_s is not None else time.time()) * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), ms, int(step)) for k, v in sorted(metrics.items())])
+        self.log_batch(run_id, points=[(k, v, timestamp_s, step) for k, v in sorted(metrics.items())])
 
     def log_outbox_lines(self, run_id: str, lines: Iterable[dict]) -> None:
-        for line in lines:
-            self.log_metrics(run_id, line["metrics"], step=line["step"], timestamp_s=line.get("time"))
+        self.log_batch(run_id, points=outbox_points(lines))
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)

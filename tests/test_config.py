@@ -304,7 +304,7 @@ def test_spec_to_dict_is_json_shaped_like_the_dataclasses(layout):
     assert [m["name"] for m in record["methods"]] == ["fracast", "autoar", "naive"]
     assert record["methods"][1]["params"]["kpss_alpha"] == 0.01
     assert record["methods"][1]["space"] is None  # autoar is not tuned
-    assert record["executor"] == {"backend": "inline", "workers": 3, "timeout_min": 5, "slurm": None}
+    assert record["executor"] == {"backend": "inline", "workers": 3, "timeout_min": 5, "slurm": None, "simulated": None}
     assert record["methods"][1]["distributed"] is None and record["methods"][1]["resources"] is None
     assert record["report"] == {"baseline": "naive"}
     # the same file gives the same record (the controller compares it with sweep.json on resume)

@@ -1,5 +1,6 @@
 """Execution backends: where trial jobs run. One interface (`base.Executor`), several backends:
-`inline` and `local` (local.py), `slurm` (slurm.py, with slurm_resources.py and doctor.py).
+`inline` and `local` (local.py), `slurm` (slurm.py, with slurm_resources.py and doctor.py), and
+`simulated` (simulated.py: a fake cluster for benchmarks and engine tests; nothing trains).
 
 May import: launcher.job, launcher.methods (through the job), launcher.training, launcher.errors.
 Never: launcher.engine, launcher.spec, launcher.report, mlflow.
@@ -30,4 +31,8 @@ def make_executor(spec, folder: Path) -> Executor:
 
         resources = SlurmResources.from_dict({"time_min": timeout_min, **(spec.slurm or {})})
         return SlurmExecutor(folder, resources, job_fn=TrialJob())
+    if backend == "simulated":
+        from launcher.backends.simulated import SimulatedExecutor, Simulation
+
+        return SimulatedExecutor(folder, Simulation.from_dict(getattr(spec, "simulated", None)), spec.workers)
     raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from launcher.job.trial import TrialSpec
 
-BACKENDS = ("inline", "local", "slurm")
+BACKENDS = ("inline", "local", "slurm", "simulated")
 
 
 def ranks_of(spec: TrialSpec) -> int:

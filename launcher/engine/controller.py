@@ -106,8 +106,7 @@ class Controller(Recovery):
 
     def _trial_run(self, study: Study, trial: TrialState, job_id: str) -> str:
         key = f"trial:{trial.trial_id}"
-        if key in self.run_ids:      # later segments and retries log into the same run
-            self.tracker.set_tags(self.run_ids[key], {"launcher.job_id": job_id})
+        if key in self.run_ids:      # later segments and retries log into the same run (job id: at ingest)
             return self.run_ids[key]
         plan = study.plan
         tags = {**self.common_tags, "launcher.study": plan.name, "launcher.trial": trial.trial_id,
@@ -221,17 +220,13 @@ class Controller(Recovery):
                                 job_folder=str(paths.folder) if paths is not None else None)
             self.live.append(Live(handle, trial, until_epoch))
 
-    def _copy_outbox(self, trial: TrialState) -> list[dict]:
-        """Copy the outbox lines MLflow has not seen yet; returns every line copied so far (these included)."""
-        outbox = read_outbox(self._trial_dir(trial))
-        self.tracker.log_outbox_lines(self.run_ids[f"trial:{trial.trial_id}"], outbox[trial.ingested_lines:])
-        return outbox
-
-    def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome) -> None:
+    def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome,
+                job_id: str | None = None) -> None:
         run_id = self.run_ids[f"trial:{trial.trial_id}"]
-        outbox = self._copy_outbox(trial)
+        outbox = read_outbox(self._trial_dir(trial))     # MLflow has its first trial.ingested_lines lines
         lines = len(outbox)
         if not outcome.ok:
+            self.tracker.log_outbox_lines(run_id, outbox[trial.ingested_lines:])
             self._failed(study, trial, until_epoch, outcome, run_id, lines)
             return
         result = outcome.result
@@ -244,12 +239,12 @@ class Controller(Recovery):
         metrics["job_seconds"] = trial.job_seconds
         step = int(until_epoch) if until_epoch is not None else 0
         decision, next_epoch, loss = study.segment_done(trial, until_epoch, metrics, study.plan.objective)
-        trial.ingested_lines = lines
+        new_lines, trial.ingested_lines = max(0, lines - trial.ingested_lines), lines
         # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
         result_file = self._trial_dir(trial) / result_name(until_epoch)
         self.runs.log_segment(run_id, step=step, metrics=metrics, result=result, result_file=result_file,
-                              outbox=outbox, decision=decision, asha=study.plan.asha is not None,
-                              fallback_time=time.time())
+                              outbox=outbox, new_lines=new_lines, decision=decision,
+                              asha=study.plan.asha is not None, fallback_time=time.time(), job_id=job_id)
         value = metrics.get(study.plan.objective) if study.plan.objective else None
         self.journal.append("segment_done", trial_id=trial.trial_id, until_epoch=until_epoch, metrics=metrics,
                             value=value, decision=decision, next_epoch=next_epoch, loss=loss, lines=lines,
@@ -347,14 +342,16 @@ class Controller(Recovery):
                 self.restore_only = None
                 polled = executor.poll([item.handle for item in self.live if item.ready is None]) \
                     if any(item.ready is None for item in self.live) else []
-                ended = [item for item in self.live
-                         if item.ready is not None or any(item.handle is h for h in polled)]
+                polled_ids = {id(handle) for handle in polled}
+                ended = [item for item in self.live if item.ready is not None or id(item.handle) in polled_ids]
                 if ended:
                     self.journal.append("ingesting", trial_ids=[item.trial.trial_id for item in ended])
+                    ended_ids = {id(item) for item in ended}
+                    self.live = [item for item in self.live if id(item) not in ended_ids]
                 for item in ended:       # in submission order: the same order on every replay
-                    self.live.remove(item)
                     outcome = item.ready or executor.outcome(item.handle)
-                    self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome)
+                    self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome,
+                                 item.handle.job_id if item.handle is not None else "recovered")
                 progress.show(len(self.live), len(self.queue), ended[-1].trial.study if ended else None)
                 if not ended:
                     time.sleep(executor.poll_seconds)

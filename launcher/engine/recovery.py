@@ -66,11 +66,11 @@ class Recovery:
         for event in self.history.get(trial.trial_id, []):
             if event["event"] == "segment_done":
                 lines = outbox_lines(trial_dir, event["lines"])
-                self.tracker.log_outbox_lines(run_id, lines[copied:])
                 result_file = trial_dir / result_name(event["until_epoch"])
                 result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
                 self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
                                       result=result, result_file=result_file, outbox=lines,
+                                      new_lines=max(0, len(lines) - copied),
                                       decision=event["decision"], asha=study.plan.asha is not None,
                                       fallback_time=event["time"])
                 copied = max(copied, event["lines"])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from launcher.job.outbox import read_outbox
-from launcher.tracking import KIND_TAG, Tracker
+from launcher.tracking import KIND_TAG, Tracker, outbox_points
 
 
 def _is_finite(value: Any) -> bool:
@@ -61,9 +61,12 @@ class SweepRuns:
                 self.tracker.client.delete_run(run.info.run_id)
 
     def log_segment(self, run_id: str, *, step: int, metrics: dict, result: dict, result_file: Path,
-                    outbox: list[dict], decision: str, asha: bool, fallback_time: float) -> None:
-        """What one ended segment adds to its trial's run (live ingest and rebuild alike). `outbox`: every
-        outbox line copied into the run so far, this segment's included."""
+                    outbox: list[dict], new_lines: int, decision: str, asha: bool, fallback_time: float,
+                    job_id: str | None = None) -> None:
+        """What one ended segment adds to its trial's run (live ingest and rebuild alike), in one batch:
+        its outbox lines not copied yet (the last `new_lines` of `outbox`, every line of the trial's
+        outbox up to this segment's end), its final metrics, params and tags; then, when the trial
+        ended, its result file and its status."""
         # What the outbox logged at this step (the last epoch's curves) is not logged again: a metric's
         # history holds each step once. All lines count, not only this ingest's new ones: the step's
         # line may have been copied by an earlier ingest (a segment retried after its job died past its
@@ -71,17 +74,20 @@ class SweepRuns:
         # after the job had already run on).
         logged = {key for line in outbox if line["step"] == step for key in line["metrics"]}
         finals = {f"final_{k}" if k == "epoch" else k: v for k, v in metrics.items() if k not in logged}
-        self.tracker.log_metrics(run_id, finals, step=step, timestamp_s=result_time(result_file, fallback_time))
-        if result.get("info"):
-            self.tracker.log_params(run_id, {"chosen": result["info"]})
+        stamp = result_time(result_file, fallback_time)
+        points = outbox_points(outbox[len(outbox) - new_lines:] if new_lines else [])
+        points += [(k, v, stamp, step) for k, v in sorted(finals.items())]
         tags = {"launcher.host": result.get("host", ""), "launcher.epochs": step}
+        if job_id is not None:
+            tags["launcher.job_id"] = job_id
         if result.get("notes"):
             tags["launcher.notes"] = " | ".join(result["notes"])
-        self.tracker.set_tags(run_id, tags)
+        if decision != "continue" and asha:
+            tags["launcher.asha"] = decision
+        self.tracker.log_batch(run_id, points=points, tags=tags,
+                               params={"chosen": result["info"]} if result.get("info") else None)
         if decision != "continue":
             self.tracker.log_text(run_id, json.dumps(result, indent=2, sort_keys=True), "result.json")
-            if asha:
-                self.tracker.set_tags(run_id, {"launcher.asha": decision})
             self.tracker.finish(run_id, "FINISHED")
 
     def log_failure(self, run_id: str, error: str) -> None:

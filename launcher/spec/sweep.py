@@ -59,7 +59,8 @@ Schema (defaults in brackets)
         # reserved keys beside the params: method, space, distributed {strategy, zero_stage, ranks}
         # (only strategies the method declares), resources (SLURM overrides)
     executor:                   # optional mapping
-      backend: local            # [local]; one of BACKENDS: inline, local
+      backend: local            # [local]; one of BACKENDS: inline, local, slurm, simulated (a FAKE
+                                #   cluster for benchmarks: nothing trains, see executor.simulated)
       workers: 2                # [2]; int >= 1
       timeout_min: 60           # [60]; int >= 1
     tracking:                   # optional mapping
@@ -119,7 +120,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-BACKENDS: tuple[str, ...] = ("inline", "local", "slurm")
+BACKENDS: tuple[str, ...] = ("inline", "local", "slurm", "simulated")
 
 TOP_KEYS = ("name", "description", "out", "data_root", "seeds", "tasks", "methods", "executor",
             "tracking", "report", "search")
@@ -130,7 +131,9 @@ USER_DATA_TASK_KEYS = ("date_column", "target_channels", "split", "freq")
 FORECAST_ONLY_TASK_KEYS = ("horizons", "context") + USER_DATA_TASK_KEYS
 SPLIT_KEYS = ("ratios", "dates")
 CLASSIFICATION_ONLY_TASK_KEYS = ("max_train", "val_fraction")
-EXECUTOR_KEYS = ("backend", "workers", "timeout_min", "slurm")
+EXECUTOR_KEYS = ("backend", "workers", "timeout_min", "slurm", "simulated")
+# executor.simulated (the fake cluster of benchmarks and engine tests: launcher.backends.simulated)
+SIMULATED_KEYS = ("epoch_seconds", "jitter", "curves", "preemption", "node_failure", "out_of_memory", "seed")
 # SLURM resources (executor.slurm, and a method's `resources` overriding them for its trials)
 SLURM_INT_KEYS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "time_min", "signal_delay_s",
                   "max_requeues")
@@ -223,6 +226,7 @@ class ExecutorSpec:
     workers: int = 2
     timeout_min: int = 60
     slurm: dict | None = None     # default SLURM resources (SLURM_KEYS) for every trial
+    simulated: dict | None = None  # backend simulated: SIMULATED_KEYS (a fake cluster; nothing trains)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ in `launcher.spec.types.SpecReader`; the `tasks` section in `launcher.spec.tasks
 """
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from typing import Any
@@ -25,6 +26,7 @@ from launcher.spec.sweep import (
     BACKENDS,
     EXECUTOR_KEYS,
     REPORT_KEYS,
+    SIMULATED_KEYS,
     SLURM_INT_KEYS,
     SLURM_KEYS,
     SLURM_LIST_KEYS,
@@ -183,7 +185,7 @@ class Validator(TaskReader, MethodReader, SearchReader, StoreReader):
         entry = top.get("executor")
         if entry is None:
             return ExecutorSpec()
-        entries = self.mapping(entry[1], "executor", EXECUTOR_KEYS, "backend, workers, timeout_min, slurm")
+        entries = self.mapping(entry[1], "executor", EXECUTOR_KEYS, ", ".join(EXECUTOR_KEYS))
         kwargs: dict[str, Any] = {}
         if (n := self.present(entries, "backend")) is not None:
             backend = self.string(n, "executor.backend", "a backend name")
@@ -198,7 +200,40 @@ class Validator(TaskReader, MethodReader, SearchReader, StoreReader):
             kwargs["timeout_min"] = self.integer(n, "executor.timeout_min", minimum=1, ceiling=MAX_COUNT)
         if (n := self.present(entries, "slurm")) is not None:
             kwargs["slurm"] = self.slurm_resources(n, "executor.slurm")
+        if (n := self.present(entries, "simulated")) is not None:
+            if kwargs.get("backend") != "simulated":
+                raise n.error("executor.simulated", "applies only to `backend: simulated` (a fake cluster)",
+                              "Remove it, or set `executor.backend: simulated`.")
+            kwargs["simulated"] = self.simulation(n, "executor.simulated")
         return ExecutorSpec(**kwargs)
+
+    def simulation(self, node: Node, key: str) -> dict:
+        entries = self.mapping(node, key, SIMULATED_KEYS, ", ".join(SIMULATED_KEYS))
+        out: dict[str, Any] = {}
+        for name, (_, value) in entries.items():
+            where = f"{key}.{name}"
+            if name == "curves":
+                path = self.existing(value, where, self.path(value, where, self.yaml_dir), folder=False)
+                try:
+                    table = json.loads(path.read_text())
+                    ok = isinstance(table.get("grid"), dict) and isinstance(table.get("curves"), list) \
+                        and table["curves"]
+                except (OSError, ValueError, AttributeError):
+                    ok = False
+                if not ok:
+                    raise value.error(where, f"{path} is not a learning-curve table",
+                                      "Expected JSON with `grid` (param -> values) and a non-empty `curves` list, "
+                                      "as benchmarks/data/dlinear_curves_etth1_96.json.")
+                out[name] = str(path)
+            elif name == "seed":
+                out[name] = self.integer(value, where, minimum=0, ceiling=MAX_SEED)
+            elif name in ("preemption", "node_failure", "out_of_memory"):
+                out[name] = self.number(value, where, minimum=0.0, maximum=1.0)
+            else:
+                out[name] = self.number(value, where, minimum=0.0)
+        if sum(out.get(k, 0.0) for k in ("preemption", "node_failure", "out_of_memory")) > 1.0:
+            raise node.error(key, "the fault probabilities add up to more than 1")
+        return out
 
     def slurm_resources(self, node: Node, key: str) -> dict:
         entries = self.mapping(node, key, SLURM_KEYS, ", ".join(SLURM_KEYS))

@@ -1,0 +1,220 @@
+"""Controller cost per segment event and slot occupancy as sweeps grow, on the SIMULATED backend.
+
+The simulated backend (launcher.backends.simulated, a fake cluster: nothing trains) stands in for a
+cluster this machine cannot have; everything else is the real controller: YAML -> load_sweep ->
+Controller.run(), the journal (fsynced), nevergrad (the default optimizer), ASHA (eta 3, grace 1,
+max 9) and the MLflow store (SQLite in the sweep folder, or an `mlflow server` this script starts).
+Segments last their epochs x --epoch-seconds on the simulated clock, which runs at the real rate
+while the controller works and jumps over waits; so a slot is idle exactly while the controller has
+not yet refilled it. Occupancy = busy slot-time / (workers x makespan - the free slot-time of waits
+the clock skipped because the controller had nothing to start: ASHA's rung barriers and the sweep's tail
+are the schedule's, not the controller's).
+
+Per configuration (trials x workers), each in its own process (for its peak RSS):
+  controller ms/event = (wall time from the first submission to the end of run() - time inside the
+                         simulated executor, which stands for the cluster and its jobs) / segment events
+                         (a segment that ended and was ingested); the set-up before the first
+                         submission (imports, store, optimizers) is a one-off, left out
+  occupancy           = SimulatedExecutor.occupancy() (above)
+  peak RSS            = ru_maxrss of that process
+
+Targets (issue 14): <= 10 ms per event at 1,000 workers; >= 99% occupancy with 60 s segments at
+1,000 workers; per-event cost at 10,000 trials within 1.5x of that at 100 trials; peak RSS < 1 GB
+at 10,000 trials. Baseline of the ratio: the 100-trial run of the same script.
+
+    .venv/bin/python benchmarks/controller_scale.py                # 100/1,000/10,000 x 10/100/1,000, SQLite
+    .venv/bin/python benchmarks/controller_scale.py --server       # the same against an MLflow server
+    .venv/bin/python benchmarks/controller_scale.py --trials 100 1000 --workers 10 100
+    .venv/bin/python benchmarks/controller_scale.py --quick        # 60 and 200 trials x 10 and 50 workers
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from _verdict import print_verdicts, verdict
+
+SWEEP = """
+name: scale
+out: {out}
+seeds: [0]
+tasks:
+  - dataset: ETTh1
+    horizons: [96, 192, 336, 720]
+methods:
+  synthetic: {{}}
+search:
+  trials: {per_study}
+  scheduler: {{type: asha, eta: 3, grace: 1, max_epochs: 9}}
+executor:
+  backend: simulated
+  workers: {workers}
+  simulated: {{epoch_seconds: {epoch_seconds}, jitter: 0.3}}
+{tracking}
+"""
+STUDIES = 4
+TARGET_MS, TARGET_OCCUPANCY, TARGET_GROWTH, TARGET_RSS_MB = 10.0, 0.99, 1.5, 1024
+
+
+class TimedExecutor:
+    """Wraps the simulated executor: time spent inside it is the fake cluster's, not the controller's."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.inside = 0.0
+        self.first_call: float | None = None     # the controller's set-up ends at its first submission
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _timed(self, fn, *args):
+        started = time.perf_counter()
+        if self.first_call is None:
+            self.first_call = started
+        try:
+            return fn(*args)
+        finally:
+            self.inside += time.perf_counter() - started
+
+    def submit(self, spec):
+        return self._timed(self.inner.submit, spec)
+
+    def submit_many(self, specs):
+        return self._timed(self.inner.submit_many, specs)
+
+    def poll(self, handles):
+        return self._timed(self.inner.poll, handles)
+
+    def outcome(self, handle):
+        return self._timed(self.inner.outcome, handle)
+
+
+def one_run(trials: int, workers: int, epoch_seconds: float, uri: str | None) -> dict:
+    """Runs in a child process: one sweep, its measurements as a dict."""
+    import launcher.engine.controller as controller_mod
+    from launcher.spec.load import load_sweep
+
+    made: list[TimedExecutor] = []
+    real_make = controller_mod.make_executor
+
+    def make(*args, **kwargs):
+        made.append(TimedExecutor(real_make(*args, **kwargs)))
+        return made[-1]
+
+    controller_mod.make_executor = make
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
+        path = Path(tmp) / "sweep.yaml"
+        tracking = f"tracking: {{uri: '{uri}'}}" if uri else ""
+        path.write_text(SWEEP.format(out=Path(tmp) / "out", per_study=max(1, trials // STUDIES), workers=workers,
+                                     epoch_seconds=epoch_seconds, tracking=tracking))
+        spec = load_sweep(path)
+        summary = controller_mod.Controller(spec, echo=lambda *_: None).run()
+        ended = time.perf_counter()
+        events = sum(1 for line in (Path(tmp) / "out" / "journal.jsonl").open() if '"segment_done"' in line)
+    executor = made[0]
+    sim = executor.inner
+    wall = ended - executor.first_call
+    return {"trials": summary["trials"], "workers": workers, "events": events, "wall_s": wall,
+            "cluster_s": executor.inside, "ms_per_event": 1000 * (wall - executor.inside) / max(events, 1),
+            "occupancy": sim.occupancy(),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_child(trials: int, workers: int, epoch_seconds: float, uri: str | None) -> dict:
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import controller_scale as c; "
+            f"print('RESULT', json.dumps(c.one_run({trials}, {workers}, {epoch_seconds}, {uri!r})))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"run {trials} x {workers} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+                             "--default-artifact-root", str(folder / "artifacts"), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise SystemExit("the MLflow server did not start")
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, nargs="+", default=None, help="default 100 1000 10000")
+    parser.add_argument("--workers", type=int, nargs="+", default=None, help="default 10 100 1000")
+    parser.add_argument("--epoch-seconds", type=float, default=20.0,
+                        help="simulated seconds per epoch (default 20: ASHA's 3-epoch rungs are 60 s segments)")
+    parser.add_argument("--server", action="store_true", help="track into an MLflow server started here")
+    parser.add_argument("--quick", action="store_true", help="60 and 200 trials x 10 and 50 workers")
+    args = parser.parse_args()
+    trials = args.trials or ([60, 200] if args.quick else [100, 1000, 10000])
+    workers = args.workers or ([10, 50] if args.quick else [10, 100, 1000])
+    print(f"command: {sys.executable} {' '.join(sys.argv)}")
+    print(f"simulated backend (a fake cluster), {STUDIES} studies, ASHA eta 3 grace 1 max 9, "
+          f"{args.epoch_seconds:g} simulated s per epoch, tracking: {'MLflow server' if args.server else 'SQLite'}\n")
+    rows = []
+    with contextlib.ExitStack() as stack:
+        uri = None
+        if args.server:
+            uri = stack.enter_context(mlflow_server(Path(stack.enter_context(tempfile.TemporaryDirectory()))))
+        print(f"{'trials':>7} {'workers':>7} {'events':>7} {'wall s':>8} {'cluster s':>9} {'ms/event':>9} "
+              f"{'occupancy':>9} {'RSS MB':>7}")
+        for n in trials:
+            for w in workers:
+                if w > n:
+                    continue
+                r = run_child(n, w, args.epoch_seconds, uri)
+                rows.append(r)
+                print(f"{n:>7} {w:>7} {r['events']:>7} {r['wall_s']:>8.1f} {r['cluster_s']:>9.2f} "
+                      f"{r['ms_per_event']:>9.2f} {r['occupancy']:>9.4f} {r['rss_mb']:>7.0f}", flush=True)
+    top_w = max(r["workers"] for r in rows)
+    at_top = [r for r in rows if r["workers"] == top_w]
+    small, large = min(trials), max(trials)
+    by = {(r["trials"] // STUDIES * STUDIES, r["workers"]): r for r in rows}
+    growth = [by[(large // STUDIES * STUDIES, w)]["ms_per_event"] / by[(small // STUDIES * STUDIES, w)]["ms_per_event"]
+              for w in workers if (large // STUDIES * STUDIES, w) in by and (small // STUDIES * STUDIES, w) in by]
+    print()
+    print_verdicts([
+        verdict(f"ms_per_event@{top_w}_workers", max(r["ms_per_event"] for r in at_top), "<=", TARGET_MS, unit="ms"),
+        verdict(f"occupancy@{top_w}_workers", min(r["occupancy"] for r in at_top), ">=", TARGET_OCCUPANCY),
+        verdict(f"ms_per_event_{large}_over_{small}_trials", max(growth) if growth else 0.0, "<=", TARGET_GROWTH),
+        verdict(f"peak_rss@{large}_trials", max(r["rss_mb"] for r in rows if r["trials"] >= large // STUDIES * STUDIES),
+                "<", TARGET_RSS_MB, unit="MB", fmt=".0f"),
+    ])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
