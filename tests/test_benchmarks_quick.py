@@ -32,7 +32,7 @@ TIMEOUT_S = 180   # per script; the slowest quick mode takes ~15 s on 2 quiet co
 
 def test_every_benchmark_is_listed():
     names = {p.stem for p in SCRIPTS}
-    assert {"asha_dasha_preset", "autoar_bench", "autoar_memory", "controller_overhead", "dash_mixture",
+    assert {"asha_dasha_preset", "autoar_bench", "autoar_memory", "controller_overhead", "controller_scale", "dash_mixture",
             "gpu_check", "hpo_efficiency", "hpo_peers", "status_speed", "sweep_slots"} <= names
 
 

@@ -149,3 +149,27 @@ def test_answering_servers(http_server):
     codes["/health"] = 503
     with pytest.raises(SpecError, match=rf"server {uri} answered {uri}/health with HTTP 503"):
         check_tracking(uri)
+
+
+def test_a_local_sqlite_store_uses_the_write_ahead_log_and_a_deleted_one_never_replays_its_old_log(tmp_path):
+    import sqlite3
+
+    from launcher.tracking import Tracker, use_write_ahead_log
+
+    db = tmp_path / "mlflow.db"
+    tracker = Tracker(f"sqlite:///{db}", "wal")
+    run = tracker.create_run("r", "trial")
+    tracker.log_metrics(run, {"loss": 1.0}, step=1)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # a kill leaves mlflow.db-wal beside the store; the user deletes mlflow.db only
+    stale = db.with_name("mlflow.db-wal")
+    stale.write_bytes(b"not a log of the new store")
+    db.unlink()
+    assert use_write_ahead_log(f"sqlite:///{db}")
+    assert not stale.exists() and list(tmp_path.glob("mlflow.db-wal.stale-*"))
+    with sqlite3.connect(db) as conn:       # (MLflow caches its engine per URI: checked with sqlite3 here)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+    # not for a server, nor a file on a network filesystem
+    assert not use_write_ahead_log("http://127.0.0.1:5000")
