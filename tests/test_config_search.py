@@ -54,6 +54,9 @@ def test_search_defaults(layout):
 
     assert spec.search.optimizer == DEFAULT_OPTIMIZER
     assert spec.search == load_sweep(write_spec(sweeps, MINIMAL + "search:\n", "empty.yaml")).search
+    # the default's name validates as a written optimizer, like any name in nevergrad's registry
+    named = load_sweep(write_spec(sweeps, MINIMAL + f"search: {{optimizer: {DEFAULT_OPTIMIZER}}}\n", "named.yaml"))
+    assert named.search == spec.search
 
 
 def test_preset_dasha_fills_defaults_and_explicit_keys_override(layout):

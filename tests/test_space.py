@@ -147,6 +147,26 @@ def test_unknown_optimizer_suggests_the_close_name(space):
     assert DEFAULT_OPTIMIZER in names and "RandomSearch" in names
 
 
+def test_default_is_two_points_de_with_a_latin_hypercube_first_population(space):
+    """DEFAULT_OPTIMIZER is registered in nevergrad under its name, once, as TwoPointsDE + LHS init."""
+    import nevergrad as ng
+
+    from launcher.spec import space as space_module
+
+    assert DEFAULT_OPTIMIZER == "TwoPointsDE_LHS" and DEFAULT_OPTIMIZER in optimizer_names()
+    registered = ng.optimizers.registry[DEFAULT_OPTIMIZER]
+    assert space_module._registry()[DEFAULT_OPTIMIZER] is registered  # idempotent: not registered again
+    # the configured family's settings: TwoPointsDE's, but for the initialization of the first population
+    assert registered._config == {**ng.optimizers.TwoPointsDE._config, "initialization": "LHS"}
+    optimizer = make_optimizer(DEFAULT_OPTIMIZER, space, budget=60, num_workers=4, seed=0)
+    assert optimizer.name == DEFAULT_OPTIMIZER
+    # the first population is a Latin hypercube: its lr draws fall one per stratum of log10(lr) in [-5, -1]
+    pop = optimizer.llambda
+    strata = sorted(int((math.log10(space.sample_to_params(optimizer.ask().value)["lr"]) + 5) / 4 * pop)
+                    for _ in range(pop))
+    assert strata == list(range(pop))
+
+
 def test_sample_to_params_rejects_values_outside_the_space(space):
     good = asks(space, seed=0, n=1)[0]
     with pytest.raises(SpaceError, match="missing \\['seed'\\]"):

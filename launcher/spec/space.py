@@ -26,7 +26,7 @@ KINDS = ("log", "float", "int", "choice")
 EXAMPLES = {"log": "{log: [1.0e-5, 1.0e-1]}", "float": "{float: [0.0, 0.5]}",
             "int": "{int: [5, 49]}", "choice": "{choice: [16, 32, 64]}"}
 
-# TwoPointsDE, because nevergrad's own guidance for ML hyperparameters (docs/optimization.rst,
+# TwoPointsDE (TwoPointsDE_LHS below is it with a Latin-hypercube first population), because nevergrad's own guidance for ML hyperparameters (docs/optimization.rst,
 # "Optimizing machine learning hyperparameters") is "use Choice for discrete variables, use TwoPointsDE
 # with num_workers equal to the number of workers available", and its rules of thumb call TwoPointsDE
 # "excellent in many cases, including very high num_workers". It also only compares losses (a child
@@ -40,7 +40,17 @@ EXAMPLES = {"log": "{log: [1.0e-5, 1.0e-1]}", "float": "{float: [0.0, 0.5]}",
 # * PortfolioDiscreteOnePlusOne ("possibly a good choice for hyperparameter choice" in the docs) is a
 #   (1+1) family meant to be paired with TransitionChoice and few workers; OnePlusOne is advised for
 #   num_workers < 8; CMA wants ~1000 x dimension evaluations -- all wrong for 20-120 parallel trials.
-DEFAULT_OPTIMIZER = "TwoPointsDE"
+#
+# TwoPointsDE_LHS, not plain TwoPointsDE: the same DE with twopoints crossover and its standard
+# population (max(30, workers)), but the first population is a Latin hypercube instead of independent
+# draws, so the ~30 initial trials cover every axis evenly. benchmarks/hpo_peers.py (real DLinear
+# ETTh1-96 and WRN-1D prom_300_tata learning curves, 4 async workers, ASHA eta 2 grace 1, budget
+# 20 x max_epochs) measured it ahead of Optuna TPE + Hyperband and never behind RandomSearch + ASHA:
+# median epochs to reach RandomSearch + ASHA's final best, DLinear 72 vs TPE+Hyperband 78 at 20 seeds
+# (100 vs 126 at 50 seeds), WRN 298 vs never (230 vs never at 50 seeds); its median simple regret at
+# 25/50/100 % of the budget was never worse than RandomSearch + ASHA's on either landscape.
+# Registered in nevergrad's registry under this name by _registry() (lazily, with nevergrad).
+DEFAULT_OPTIMIZER = "TwoPointsDE_LHS"
 
 
 class SpaceError(ValueError):
@@ -198,18 +208,29 @@ class SearchSpace:
         return params
 
 
-def optimizer_names() -> list[str]:
+def _registry():
+    """nevergrad's optimizer registry, with this project's named variants (DEFAULT_OPTIMIZER) added.
+
+    Registering happens here, at the first use of nevergrad, not at import of this module (importing
+    nevergrad there would make parsing a sweep file slow); it is idempotent."""
     import nevergrad as ng
 
-    return sorted(ng.optimizers.registry)
+    registry = ng.optimizers.registry
+    if "TwoPointsDE_LHS" not in registry:
+        ng.families.DifferentialEvolution(crossover="twopoints", initialization="LHS").set_name(
+            "TwoPointsDE_LHS", register=True)
+    return registry
+
+
+def optimizer_names() -> list[str]:
+    return sorted(_registry())
 
 
 def make_optimizer(name: str, space: SearchSpace, budget: int, num_workers: int, seed: int):
     """A nevergrad optimizer over `space`, its random state seeded so that asks are reproducible."""
-    import nevergrad as ng
     import numpy as np
 
-    registry = ng.optimizers.registry
+    registry = _registry()
     if name not in registry:
         raise SpaceError(f"unknown optimizer {name!r}.{_did_you_mean(name, registry)} "
                          f"See launcher.spec.space.optimizer_names() for all {len(registry)}.")

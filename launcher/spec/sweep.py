@@ -74,7 +74,7 @@ Schema (defaults in brackets)
       preset: null              # optional; "dasha" (the DASHA parity preset) changes the defaults
                                 #   below to trials 120, scheduler asha eta 2 grace 1 max_epochs 20;
                                 #   keys given explicitly still override it
-      optimizer: TwoPointsDE    # [launcher.spec.space.DEFAULT_OPTIMIZER]; a Nevergrad optimizer name
+      optimizer: TwoPointsDE_LHS  # [launcher.spec.space.DEFAULT_OPTIMIZER]; a Nevergrad optimizer name
                                 #   (any of launcher.spec.space.optimizer_names())
       trials: 20                # [20]; configurations per study, int >= 1
       epoch_budget: null        # optional int >= 1: cap on the total epochs one study trains
@@ -156,7 +156,7 @@ SCHEDULER_TYPES = ("asha", "none")
 SEARCH_PRESETS: dict[str, dict[str, Any]] = {
     "dasha": {"trials": 120, "scheduler": {"type": "asha", "eta": 2, "grace": 1, "max_epochs": 20}},
 }
-FALLBACK_OPTIMIZER = "TwoPointsDE"  # the default when launcher.spec.space is not importable
+FALLBACK_OPTIMIZER = "TwoPointsDE_LHS"  # the default when launcher.spec.space is not importable
 
 
 # --------------------------------------------------------------------------------------------
