@@ -244,9 +244,10 @@ def main() -> int:
               f"{statistics.mean(r[arm][0] for r in rows):>13.4f} {statistics.median(r[arm][1] for r in rows):>16.4f} "
               f"{statistics.median(r['epochs_' + arm] for r in rows):>13.0f}")
     if getattr(simulate, "population", None):
+        start = "a Latin hypercube" if args.optimizer.endswith("_LHS") else \
+            "random draws (the same draws as RandomSearch with the same seed)"
         print(f"\nnote: {args.optimizer}'s population is {simulate.population}: its first {simulate.population} "
-              f"of the {args.trials} asks are random draws (the same draws as RandomSearch with the same seed); "
-              f"only {max(0, args.trials - simulate.population)} asks are evolved")
+              f"of the {args.trials} asks are {start}; only {max(0, args.trials - simulate.population)} asks are evolved")
     savings = [r["saving"] for r in rows]
     median = statistics.median(savings)
     print(f"\nper seed: OPT faster {sum(x > 0 for x in savings)}, same {sum(x == 0 for x in savings)}, slower "

@@ -308,3 +308,26 @@ def test_ctrl_c_at_the_terminal_prints_one_message_not_child_tracebacks(write_sw
     assert controller.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
     wait_for(lambda: not live_processes_of(out / "jobs"), timeout=20, what="the trial processes to stop")
+
+
+def test_a_folder_started_under_the_old_default_optimizer_says_how_to_resume_it(write_sweep, tmp_path, capsys):
+    out = tmp_path / "out"
+    text = SWEEP.format(out=out, seconds=0.0, trials=2, backend="inline", workers=1)
+    sweep = write_sweep(text)
+    assert main(["sweep", str(sweep)]) == 0
+    # what a launcher from before the default changed recorded for this very file
+    record = json.loads((out / "sweep.json").read_text())
+    record["search"]["optimizer"] = "TwoPointsDE"
+    (out / "sweep.json").write_text(json.dumps(record, indent=2))
+    journal_before = (out / "journal.jsonl").read_bytes()
+    assert main(["sweep", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert "started with optimizer TwoPointsDE" in err and "optimizer: TwoPointsDE" in err and "Traceback" not in err
+    assert (out / "journal.jsonl").read_bytes() == journal_before         # nothing lost, nothing written
+    # naming it, as the message says, resumes the folder (finished: nothing to run)
+    write_sweep(text.replace("search:\n", "search:\n  optimizer: TwoPointsDE\n"))
+    assert main(["sweep", str(sweep)]) == 0
+    # another optimizer is another sweep
+    write_sweep(text.replace("search:\n", "search:\n  optimizer: RandomSearch\n"))
+    assert main(["sweep", str(sweep)]) == 2
+    assert "already holds a different sweep" in capsys.readouterr().err

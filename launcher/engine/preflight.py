@@ -10,7 +10,7 @@ from launcher.engine.plan import plan_studies
 from launcher.engine.study import StudyPlan
 from launcher.errors import SpecError
 from launcher.spec.load import spec_to_dict
-from launcher.spec.sweep import SweepSpec
+from launcher.spec.sweep import SweepSpec, default_optimizer
 from launcher.tracking import sweep_uri
 
 # Keys that may change between runs on one folder without changing what the results mean.
@@ -136,6 +136,15 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
     if recorded.exists():
         previous = json.loads(recorded.read_text())
         if _what_results_mean(previous) != _what_results_mean(resolved):
+            old = (previous.get("search") or {}).get("optimizer")
+            if old == "TwoPointsDE" and resolved["search"].get("optimizer") == default_optimizer() and \
+                    _what_results_mean(previous) == _what_results_mean(
+                    {**resolved, "search": {**resolved["search"], "optimizer": old}}):
+                # started before the default became TwoPointsDE_LHS: name the old one to go on with it
+                raise SpecError(f"{out} was started with optimizer TwoPointsDE, the default of the launcher that "
+                                f"started it; the default is now TwoPointsDE_LHS",
+                                hint="to resume it, add `optimizer: TwoPointsDE` under `search:` in "
+                                     f"{spec.source}; or pass --out NEW_FOLDER to start over with the new default")
             raise SpecError(f"{out} already holds a different sweep (its sweep.json differs from {spec.source})",
                             hint="pass --out NEW_FOLDER, or delete the folder to start over")
         return
