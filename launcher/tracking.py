@@ -120,7 +120,9 @@ class Tracker:
         all_tags = {KIND_TAG: kind, **(tags or {})}
         if parent:
             all_tags[PARENT_TAG] = parent
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        # tag values are strings: SQLite coerces an int, a tracking server's protobuf refuses it
+        run = self.client.create_run(self.experiment_id, run_name=name,
+                                     tags={k: str(v) for k, v in all_tags.items()})
         if params:
             self.log_params(run.info.run_id, params)
         return run.info.run_id
