@@ -63,6 +63,7 @@ def test_preset_dasha_fills_defaults_and_explicit_keys_override(layout):
     sweeps, _ = layout
     spec = load_sweep(write_spec(sweeps, MINIMAL + "search: {preset: dasha}\n"))
     assert spec.search.preset == "dasha" and spec.search.trials == 120
+    assert spec.search.optimizer == "RandomSearch"          # the reference's sampling
     assert spec.search.scheduler == SchedulerSpec("asha", eta=2, grace=1, max_epochs=20)
     text = MINIMAL + "search: {preset: dasha, trials: 12, scheduler: {grace: 3, type: none}}\n"
     spec = load_sweep(write_spec(sweeps, text, "override.yaml"))

@@ -322,12 +322,13 @@ def test_a_folder_started_under_the_old_default_optimizer_says_how_to_resume_it(
     journal_before = (out / "journal.jsonl").read_bytes()
     assert main(["sweep", str(sweep)]) == 2
     err = capsys.readouterr().err
-    assert "started with optimizer TwoPointsDE" in err and "optimizer: TwoPointsDE" in err and "Traceback" not in err
+    assert "started with optimizer TwoPointsDE" in err and "resolves to TwoPointsDE_LHS" in err
+    assert "add `optimizer: TwoPointsDE`" in err and "Traceback" not in err
     assert (out / "journal.jsonl").read_bytes() == journal_before         # nothing lost, nothing written
     # naming it, as the message says, resumes the folder (finished: nothing to run)
     write_sweep(text.replace("search:\n", "search:\n  optimizer: TwoPointsDE\n"))
     assert main(["sweep", str(sweep)]) == 0
-    # another optimizer is another sweep
-    write_sweep(text.replace("search:\n", "search:\n  optimizer: RandomSearch\n"))
+    # any other change is another sweep
+    write_sweep(text.replace("search:\n", "search:\n  optimizer: TwoPointsDE\n").replace("trials: 2", "trials: 3"))
     assert main(["sweep", str(sweep)]) == 2
     assert "already holds a different sweep" in capsys.readouterr().err

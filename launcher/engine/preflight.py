@@ -10,7 +10,7 @@ from launcher.engine.plan import plan_studies
 from launcher.engine.study import StudyPlan
 from launcher.errors import SpecError
 from launcher.spec.load import spec_to_dict
-from launcher.spec.sweep import SweepSpec, default_optimizer
+from launcher.spec.sweep import SweepSpec
 from launcher.tracking import sweep_uri
 
 # Keys that may change between runs on one folder without changing what the results mean.
@@ -137,14 +137,14 @@ def prepare_out(spec: SweepSpec, studies: list[StudyPlan]) -> None:
         previous = json.loads(recorded.read_text())
         if _what_results_mean(previous) != _what_results_mean(resolved):
             old = (previous.get("search") or {}).get("optimizer")
-            if old == "TwoPointsDE" and resolved["search"].get("optimizer") == default_optimizer() and \
-                    _what_results_mean(previous) == _what_results_mean(
+            new = resolved["search"].get("optimizer")
+            if old and old != new and _what_results_mean(previous) == _what_results_mean(
                     {**resolved, "search": {**resolved["search"], "optimizer": old}}):
-                # started before the default became TwoPointsDE_LHS: name the old one to go on with it
-                raise SpecError(f"{out} was started with optimizer TwoPointsDE, the default of the launcher that "
-                                f"started it; the default is now TwoPointsDE_LHS",
-                                hint="to resume it, add `optimizer: TwoPointsDE` under `search:` in "
-                                     f"{spec.source}; or pass --out NEW_FOLDER to start over with the new default")
+                # e.g. started before the default became TwoPointsDE_LHS, or preset dasha RandomSearch
+                raise SpecError(f"{out} was started with optimizer {old}; {spec.source} now resolves to {new} (the "
+                                f"default or the preset changed, or the file did)",
+                                hint=f"to resume it, add `optimizer: {old}` under `search:` in {spec.source}; "
+                                     "or pass --out NEW_FOLDER to start over")
             raise SpecError(f"{out} already holds a different sweep (its sweep.json differs from {spec.source})",
                             hint="pass --out NEW_FOLDER, or delete the folder to start over")
         return
