@@ -25,7 +25,7 @@ at 10,000 trials. Baseline of the ratio: the 100-trial run of the same script.
     .venv/bin/python benchmarks/controller_scale.py                # 100/1,000/10,000 x 10/100/1,000, SQLite
     .venv/bin/python benchmarks/controller_scale.py --server       # the same against an MLflow server
     .venv/bin/python benchmarks/controller_scale.py --trials 100 1000 --workers 10 100
-    .venv/bin/python benchmarks/controller_scale.py --quick        # 40 and 120 trials x 20 workers
+    .venv/bin/python benchmarks/controller_scale.py --quick        # 20 and 60 trials x 10 workers
 """
 from __future__ import annotations
 
@@ -177,10 +177,10 @@ def main() -> int:
     parser.add_argument("--epoch-seconds", type=float, default=20.0,
                         help="simulated seconds per epoch (default 20: ASHA's 3-epoch rungs are 60 s segments)")
     parser.add_argument("--server", action="store_true", help="track into an MLflow server started here")
-    parser.add_argument("--quick", action="store_true", help="40 and 120 trials x 20 workers")
+    parser.add_argument("--quick", action="store_true", help="20 and 60 trials x 10 workers")
     args = parser.parse_args()
-    trials = args.trials or ([40, 120] if args.quick else [100, 1000, 10000])
-    workers = args.workers or ([20] if args.quick else [10, 100, 1000])
+    trials = args.trials or ([20, 60] if args.quick else [100, 1000, 10000])
+    workers = args.workers or ([10] if args.quick else [10, 100, 1000])
     print(f"command: {sys.executable} {' '.join(sys.argv)}")
     print(f"simulated backend (a fake cluster), {STUDIES} studies, ASHA eta 3 grace 1 max 9, "
           f"{args.epoch_seconds:g} simulated s per epoch, tracking: {'MLflow server' if args.server else 'SQLite'}\n")

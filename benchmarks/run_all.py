@@ -34,8 +34,10 @@ RESULTS = HERE / "results.md"
 
 
 def benchmark_scripts() -> list[Path]:
-    """Every benchmark script: benchmarks/*.py but this runner and the _-prefixed helpers."""
-    return sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != Path(__file__).name)
+    """Every benchmark script: benchmarks/*.py but this runner, the _-prefixed helpers and the make_*
+    scripts that build the cached learning-curve tables in data/ (they train; they measure nothing)."""
+    return sorted(p for p in HERE.glob("*.py")
+                  if not p.name.startswith(("_", "make_")) and p.name != Path(__file__).name)
 
 
 def machine_summary() -> dict[str, str]:
