@@ -71,14 +71,19 @@ def filesystem_type(path: Path) -> str | None:
     return kind
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (its `?options` left out), None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
 def use_write_ahead_log(uri: str) -> bool:
     """Put a local SQLite store in WAL mode (persistent in the file; measured ~4x cheaper commits than
     the rollback journal, and readers such as `mlflow ui` no longer block the controller). Same
     durability: each commit is still synced. Not on a network filesystem, where WAL is unsafe."""
-    if not uri.startswith("sqlite:///"):
-        return False
-    db = Path(uri[len("sqlite:///"):])
-    if not db.parent.is_dir() or filesystem_type(db.parent) in NETWORK_FILESYSTEMS:
+    db = sqlite_path(uri)
+    if db is None or not db.parent.is_dir() or filesystem_type(db.parent) in NETWORK_FILESYSTEMS:
         return False
     import sqlite3
 
@@ -189,10 +194,8 @@ def relocate_artifacts(uri: str, artifact_root: Path) -> int:
     folder named `mlartifacts`)."""
     import sqlite3
 
-    if not uri.startswith("sqlite:///"):
-        return 0
-    database = Path(uri[len("sqlite:///"):])
-    if not database.is_file():
+    database = sqlite_path(uri)
+    if database is None or not database.is_file():
         return 0
     new = Path(artifact_root).resolve().as_uri()
     changed = 0

@@ -171,5 +171,7 @@ def test_a_local_sqlite_store_uses_the_write_ahead_log_and_a_deleted_one_never_r
     with sqlite3.connect(db) as conn:       # (MLflow caches its engine per URI: checked with sqlite3 here)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
-    # not for a server, nor a file on a network filesystem
+    # not for a server; a URI's ?options are not part of the file name
     assert not use_write_ahead_log("http://127.0.0.1:5000")
+    assert use_write_ahead_log(f"sqlite:///{tmp_path / 'other.db'}?timeout=30")
+    assert (tmp_path / "other.db").exists() and not list(tmp_path.glob("other.db?*"))
