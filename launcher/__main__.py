@@ -34,7 +34,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from launcher.spec.load import load_sweep
 
     return _run(load_sweep(args.file, overrides=_overrides(args)), dry_run=args.dry_run,
-                epoch_minutes=args.epoch_minutes)
+                epoch_minutes=args.epoch_minutes, calibrate=args.calibrate)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -60,10 +60,10 @@ def _cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0) -> int:
+def _run(spec, *, dry_run: bool, epoch_minutes: float = 5.0, calibrate: bool = False) -> int:
     from launcher.api import run_spec
 
-    return _exit_code(run_spec(spec, dry_run=dry_run, epoch_minutes=epoch_minutes))
+    return _exit_code(run_spec(spec, dry_run=dry_run, epoch_minutes=epoch_minutes, calibrate=calibrate))
 
 
 def _exit_code(outcome) -> int:
@@ -137,6 +137,16 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _epoch_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not 0 < value <= 10**6:     # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be > 0 and at most 1000000, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m launcher", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,9 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", help="output folder (default: the file's `out`, else runs/<name>)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="print the planned studies, resources per trial, job-array chunking, the sbatch "
-                            "script(s) and a GPU-hour upper bound; write and submit nothing")
-    sweep.add_argument("--epoch-minutes", type=float, default=5.0,
-                       help="assumed minutes per training epoch for the --dry-run GPU-hour bound (default 5)")
+                            "script(s), the job time limit, and GPU-hours: an upper bound and the expected "
+                            "figure (ASHA's expected epochs per study x its time per epoch); write and submit nothing")
+    sweep.add_argument("--epoch-minutes", type=_epoch_minutes, default=5.0,
+                       help="assumed minutes per training epoch for the --dry-run GPU-hours, for the method rows "
+                            "without `epoch_minutes:` (default 5)")
+    sweep.add_argument("--calibrate", action="store_true",
+                       help="with --dry-run: run one short segment of each (task, method) on THIS machine (1 epoch; "
+                            "a one-shot method's one fit) in a temporary folder, and use its wall time as that "
+                            "study's epoch time (a GPU cluster's differs)")
     sweep.add_argument("--backend", choices=("inline", "local", "slurm"),
                        help="override executor.backend: inline (in this process), local (one process per trial) "
                             "or slurm (one job per trial; resources from executor.slurm)")

@@ -66,14 +66,19 @@ class Outcome:
 
 # --------------------------------------------------------------------------- shared with the command line
 def run_spec(spec: SweepSpec, *, dry_run: bool = False, epoch_minutes: float = 5.0, retry_failed: bool = False,
-             print_report: bool = True) -> Outcome:
+             print_report: bool = True, calibrate: bool = False) -> Outcome:
     """Run a validated sweep to its end, as `launcher sweep` does: data preflight, tracking-store check,
-    the folder's lock, the controller, then the report. A dry run prints the plan and writes nothing.
+    the folder's lock, the controller, then the report. A dry run prints the plan and writes nothing;
+    with `calibrate` it first times one short segment per (task, method) on this machine, in a temporary
+    folder (launcher.engine.calibrate), and uses those times for the expected GPU-hours.
     Progress and the closing lines go to stderr; the dry-run plan, and the report when `print_report`,
     to stdout."""
     from launcher.engine.lock import sweep_lock
     from launcher.engine.preflight import check_data, check_method_rows
 
+    if calibrate and not dry_run:
+        raise SpecError("--calibrate goes with --dry-run: it times one short segment per (task, method) for the "
+                        "dry run's expected GPU-hours", hint="add --dry-run")
     if dry_run:
         from launcher.engine.dry_run import describe_dry_run
 
@@ -82,7 +87,13 @@ def run_spec(spec: SweepSpec, *, dry_run: bool = False, epoch_minutes: float = 5
                 check(spec)
             except SpecError as missing:    # a cluster sweep previewed on a laptop: say so, do not stop
                 print(f"warning: {missing}\n")
-        print(describe_dry_run(spec, epoch_minutes))
+        measured = None
+        if calibrate:
+            from launcher.engine.calibrate import calibrate as measure_epochs
+            from launcher.engine.plan import plan_studies
+
+            measured = measure_epochs(spec, plan_studies(spec))
+        print(describe_dry_run(spec, epoch_minutes, calibrated=measured))
         print("\n(dry run: nothing written, nothing submitted)")
         return Outcome(Path(spec.out))
     check_data(spec)

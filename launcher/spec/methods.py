@@ -9,6 +9,7 @@ from typing import Any
 from launcher.errors import did_you_mean
 from launcher.spec.sweep import (
     DISTRIBUTED_KEYS,
+    MAX_EPOCH_MINUTES,
     METHOD_RESERVED_KEYS,
     SPACE_KEY,
     STRATEGIES,
@@ -91,8 +92,11 @@ class MethodReader:
             resources = {**cls.default_resources} or None
             if "resources" in given:
                 resources = {**(resources or {}), **self.slurm_resources(given["resources"][1], f"{key}.resources")}
+            epoch_minutes = None
+            if (n := self.present(given, "epoch_minutes")) is not None:
+                epoch_minutes = self.epoch_minutes(n, f"{key}.epoch_minutes", cls)
             out.append(MethodSpec(name=name, params=params, space=space, distributed=distributed,
-                                  resources=resources, method=ref))
+                                  resources=resources, method=ref, epoch_minutes=epoch_minutes))
         return tuple(out)
 
     def method_class(self, ref: str, node: Node, key: str):
@@ -111,6 +115,17 @@ class MethodReader:
             raise node.error(key, f"unknown method {ref!r}",
                              _hint(did_you_mean(ref, known), f"Known methods: {', '.join(known)}; or name a "
                                    f"class by import path: `{ref}: {{method: my_pkg.module:MyMethod}}`.")) from None
+
+    def epoch_minutes(self, node: Node, key: str, cls) -> float:
+        """A row's planning figure for `--dry-run`: minutes per epoch (per run for a one-shot method), > 0."""
+        unit = "epoch" if cls.multi_fidelity else "run (a one-shot method)"
+        hint = (f"Minutes one {unit} of {cls.name} takes on the cluster, e.g. `epoch_minutes: 2.5`; it only "
+                f"changes `--dry-run`'s expected GPU-hours (`--dry-run --calibrate` measures it on this machine).")
+        value = self.number(node, key, hint=hint)
+        if value <= 0:
+            raise node.error(key, f"must be > 0, got {value:g}", hint)
+        self.check_range(node, key, value, None, MAX_EPOCH_MINUTES, hint)
+        return value
 
     def strategy_supported(self, node: Node, key: str, cls, distributed: dict) -> None:
         """A method runs on several ranks only when it says it can; else each rank would train the

@@ -57,7 +57,9 @@ Schema (defaults in brackets)
       unet: {method: backbone, arch: unet}  #   name labels its report column; several rows per method
       mine: {method: my_pkg.fm:MyMethod}    # a class by import path (a Method/EpochMethod subclass)
         # reserved keys beside the params: method, space, distributed {strategy, zero_stage, ranks}
-        # (only strategies the method declares), resources (SLURM overrides)
+        # (only strategies the method declares), resources (SLURM overrides), epoch_minutes (a number
+        # > 0, at most 10**6: minutes one epoch of this row takes, for `--dry-run`'s expected GPU-hours;
+        # one-shot methods: minutes per run; a planning figure only, not recorded in sweep.json)
     executor:                   # optional mapping
       backend: local            # [local]; one of BACKENDS: inline, local, slurm, simulated (a FAKE
                                 #   cluster for benchmarks: nothing trains, see executor.simulated)
@@ -116,7 +118,7 @@ relative paths given on the command line resolve against the working directory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -140,7 +142,8 @@ SLURM_INT_KEYS = ("nodes", "gpus_per_node", "tasks_per_node", "cpus_per_task", "
 SLURM_STR_KEYS = ("partition", "mem", "account", "qos", "constraint")
 SLURM_LIST_KEYS = ("sbatch_extra", "setup")
 SLURM_KEYS = SLURM_STR_KEYS + SLURM_INT_KEYS + SLURM_LIST_KEYS
-METHOD_RESERVED_KEYS = ("method", "space", "distributed", "resources")
+METHOD_RESERVED_KEYS = ("method", "space", "distributed", "resources", "epoch_minutes")
+MAX_EPOCH_MINUTES = 10**6   # a method row's `epoch_minutes` (about two years per epoch)
 DISTRIBUTED_KEYS = ("strategy", "zero_stage", "ranks")
 STRATEGIES = ("none", "ddp", "deepspeed")
 TRACKING_KEYS = ("uri",)
@@ -218,10 +221,16 @@ class MethodSpec:
     # what runs: a registered method name ("backbone") or a class's import path ("my_pkg.fm:MyMethod");
     # empty: the row's name (the plain form `backbone: {...}`)
     method: str = ""
+    # minutes one epoch of this row takes (one-shot methods: one run), for `--dry-run`'s expected GPU-hours;
+    # None: the command line's --epoch-minutes. A planning figure, not part of what the results mean: an
+    # InitVar kept as a plain attribute, so that `asdict` (sweep.json) leaves it out and changing it never
+    # makes "a different sweep" of a folder (launcher.engine.preflight.prepare_out)
+    epoch_minutes: InitVar[float | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, epoch_minutes: float | None):
         if not self.method:
             object.__setattr__(self, "method", self.name)
+        object.__setattr__(self, "epoch_minutes", epoch_minutes)
 
 
 @dataclass(frozen=True)
