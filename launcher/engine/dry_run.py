@@ -141,10 +141,11 @@ def describe_dry_run(spec: SweepSpec, epoch_minutes: float = DEFAULT_EPOCH_MINUT
     else:
         lines += ["", "GPU-hours upper bound: 0 (this backend runs trials on this machine's CPUs)"]
         if not uniform:
-            trial_hours = sum(e * times[name].minutes for name, (e, _) in expected.items()) / 60.0
+            trial_seconds = sum(e * times[name].seconds for name, (e, _) in expected.items())
             workers = max(1, spec.executor.workers)
-            lines.append(f"trial hours expected: {trial_hours:.2f} (the expected epochs above x {per_epoch}); "
-                         f"over {workers} worker slot(s), about {trial_hours / workers:.2f} h of wall time")
+            lines.append(f"trial time expected: {trial_seconds / 3600:.2f} h ({trial_seconds:.0f} s; the expected "
+                         f"epochs above x {per_epoch}); over {workers} worker slot(s), about "
+                         f"{trial_seconds / 3600 / workers:.2f} h of wall time")
     if calibrated is not None:
         lines += ["", f"calibration measured THIS machine ({machine()}): one segment per (task, method) -- epoch 1, or "
                       "a one-shot method's whole run -- in this process, in a temporary folder since deleted, data "
