@@ -200,6 +200,11 @@ def document(source: Report | Document, figures=()) -> list[tuple]:
             blocks.append((level, "Figures"))
             for figure in mine:
                 blocks += [("img", figure.filename, figure.title), ("p", figure.caption)]
+    across = [f for f in figures if getattr(f, "domain", "forecasting") not in {s.domain for s in doc.sections}]
+    if across:                     # a figure of the whole report (Figure 1 over several domains)
+        blocks.append(("h2", "Across domains"))
+        for figure in across:
+            blocks += [("img", figure.filename, figure.title), ("p", figure.caption)]
     blocks.extend([("h2", "Notes"), ("ul", _notes(doc, figures))])
     return blocks
 
