@@ -82,6 +82,28 @@ def duplicated_points(out: Path) -> list:
                           "HAVING COUNT(*) > 1").fetchall()
 
 
+def family(pid: int) -> list[int]:
+    """A process and all its descendants (a controller, its MLflow writer, its trial jobs)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def signal_family(pid: int, signum: int) -> None:
+    for member in family(pid):
+        try:
+            os.kill(member, signum)
+        except ProcessLookupError:
+            pass
+
+
 def live_processes_of(folder: Path) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
@@ -104,7 +126,8 @@ def test_a_second_controller_is_refused_fast_and_changes_nothing(write_sweep, tm
     try:
         wait_for(lambda: (out / "journal.jsonl").exists() and any(e["event"] == "submitted" for e in events(out)),
                  what="the first controller to submit")
-        first.send_signal(signal.SIGSTOP)          # frozen: the folder cannot change under the comparison
+        # frozen, with its MLflow writer and jobs: the folder cannot change under the comparison
+        signal_family(first.pid, signal.SIGSTOP)
         before = snapshot(out)
         for args in (("sweep", path), ("sweep", path, "--out", out), ("resume", out), ("resume", out, "--retry-failed"),
                      ("repair", out)):
@@ -116,7 +139,7 @@ def test_a_second_controller_is_refused_fast_and_changes_nothing(write_sweep, tm
             assert err.count("\n") == 1 and "in use by another controller" in err and f"pid {first.pid}" in err, err
         assert snapshot(out) == before                 # not one byte changed by the refused controllers
     finally:
-        first.send_signal(signal.SIGCONT)
+        signal_family(first.pid, signal.SIGCONT)
     assert first.wait(timeout=300) == 0
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name("safety")

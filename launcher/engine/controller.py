@@ -3,9 +3,11 @@
 The controller is the process the user started. Everything is validated first (nothing is
 written for a bad spec or a missing dataset). Then it loops: fill every free slot at once (a
 promoted trial's next segment first, else a new configuration from the study with the fewest
-trials so far), poll all live jobs in one call, and ingest the segments that ended: copy their
-outbox into MLflow, take the ASHA decision, tell the optimizer when a trial stops. Every step is
-a journal event; running the same command again replays the journal and continues.
+trials so far), poll all live jobs in one call, and ingest the segments that ended: take the ASHA
+decision, tell the optimizer when a trial stops. Every step is a journal event; running the same
+command again replays the journal and continues. MLflow is off this loop: a writer process
+(engine.tracking_writer) follows the journal into the store, and the controller waits for it to
+catch up when the sweep ends.
 
 Failure policy: a trial whose code raised is FAILED (traceback in MLflow), told to its optimizer
 as the worst loss, and the sweep goes on, until failed / ended trials exceeds
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections import deque
 from pathlib import Path
@@ -28,21 +29,21 @@ from launcher.backends import Outcome, make_executor
 from launcher.engine.journal import Journal
 from launcher.engine.lock import sweep_lock
 from launcher.engine.plan import plan_studies
-from launcher.engine.preflight import git_revision, prepare_out
+from launcher.engine.preflight import prepare_out
 from launcher.engine.progress import Progress
 from launcher.engine.recovery import Live, Recovery, same_configuration
 from launcher.engine.study import Study, TrialState
-from launcher.engine.sweep_runs import SweepRuns, result_time
-from launcher.engine.trial_specs import build_trial_spec, gpus_per_trial, threads_per_trial
+from launcher.engine.sweep_runs import result_time
+from launcher.engine.tracking_writer import WriterProcess
+from launcher.engine.trial_specs import build_trial_spec
 from launcher.job.outbox import read_outbox
 from launcher.job.trial import TrialSpec, result_name
 from launcher.methods.registry import method_class
-from launcher.spec.load import spec_to_dict
 from launcher.spec.sweep import SweepSpec
-from launcher.tracking import Tracker, relocate_artifacts, sweep_uri
 
 MIN_FAILURES_TO_PAUSE = 3
 MAX_INFRA_RETRIES = 3
+WRITER_GRACE_S = 10.0      # a stopped controller waits this long for MLflow to catch up with the journal
 
 
 class Controller(Recovery):
@@ -54,71 +55,13 @@ class Controller(Recovery):
         self.journal = Journal(self.out / "journal.jsonl")
         self.plans = plan_studies(spec)
         self.studies: dict[str, Study] = {}
-        self.tracker: Tracker | None = None
-        self.run_ids: dict[str, str] = {}
         self.queue: deque[tuple[TrialState, int | None]] = deque()   # segments waiting for a slot
         self.live: list[Live] = []
         self.counts = {"done": 0, "failed": 0}
         self.paused = False
         self.restore_only: int | None = None   # after replay: resubmit only this many queued segments first
-        self.history: dict[str, list[dict]] = {}     # trial id -> its journalled ends (to rebuild MLflow)
         self.jobs: dict[str, dict] = {}              # trial id -> the "submitted" event of its segment in flight
         self.lock = sweep_lock(self.out)
-
-    # ------------------------------------------------------------------ tracking
-    def _connect(self) -> None:
-        uri = sweep_uri(self.spec)
-        if not self.spec.tracking.uri:      # a moved or copied folder: artifacts go to this folder, not the old one
-            relocate_artifacts(uri, self.out / "mlartifacts")
-        self.tracker = Tracker(uri, self.spec.name, artifact_root=self.out / "mlartifacts")
-        self.common_tags = {"launcher.sweep": self.spec.name, "launcher.git": git_revision(Path(__file__).parent),
-                            "launcher.host": socket.gethostname(), "launcher.backend": self.spec.executor.backend}
-        self.runs = SweepRuns(self.tracker, self.run_ids)
-
-    def _open_tracking(self) -> None:
-        self._connect()
-        lost = self.runs.missing()
-        if lost:
-            self.echo(f"the MLflow store lacks {len(lost)} of the {len(self.run_ids)} runs this sweep journalled: "
-                      "rebuilding them from the journal and the trial folders")
-            self._rebuild(lost)
-        self.runs.close_orphans()
-        self._sweep_and_study_runs()
-
-    def _sweep_and_study_runs(self) -> None:
-        if "sweep" not in self.run_ids:
-            self._create("sweep", self.spec.name, "sweep", None, self.common_tags, {"config": spec_to_dict(self.spec)})
-        for plan in self.plans:
-            if plan.name not in self.run_ids:
-                tags = {**self.common_tags, "launcher.study": plan.name, "launcher.task": plan.task,
-                        "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
-                        "launcher.method_kind": plan.kind}
-                params = {"optimizer": plan.optimizer, "trials": plan.trials,
-                          "space": plan.space.to_dict() if plan.space else None,
-                          "asha": vars(plan.asha) if plan.asha else None}
-                self._create(plan.name, plan.name, "study", self.run_ids["sweep"], tags, params)
-
-    def _create(self, key: str, name: str, kind: str, parent: str | None, tags: dict, params: dict | None) -> str:
-        run_id = self.tracker.create_run(name, kind, parent=parent, tags=tags, params=params)
-        self.run_ids[key] = run_id
-        self.journal.append("run_created", name=key, run_id=run_id)
-        return run_id
-
-    def _trial_run(self, study: Study, trial: TrialState, job_id: str) -> str:
-        key = f"trial:{trial.trial_id}"
-        if key in self.run_ids:      # later segments and retries log into the same run (job id: at ingest)
-            return self.run_ids[key]
-        plan = study.plan
-        tags = {**self.common_tags, "launcher.study": plan.name, "launcher.trial": trial.trial_id,
-                "launcher.task": plan.task, "launcher.dataset": plan.dataset, "launcher.horizon": plan.horizon,
-                "launcher.method": plan.method, "launcher.arm": plan.arm, "launcher.column": plan.column,
-                "launcher.method_kind": plan.kind, "launcher.seed": trial.seed,
-                "launcher.job_id": job_id, "launcher.trial_dir": str(self._trial_dir(trial)),
-                "launcher.cpus": threads_per_trial(self.spec, plan), "launcher.gpus": gpus_per_trial(self.spec, plan),
-                "launcher.final": str(trial.final).lower()}
-        return self._create(key, trial.trial_id, "trial", self.run_ids[plan.name], tags,
-                            {"method": trial.params, "seed": trial.seed, "context": plan.context,
-                             "horizon": plan.horizon, "dataset": plan.dataset})
 
     def _unqueue(self, trial: TrialState) -> None:
         for item in list(self.queue):
@@ -160,7 +103,8 @@ class Controller(Recovery):
             return None
         study = min(askable, key=lambda s: s.asked)     # first in plan order among the least tried
         trial = study.ask()
-        self.journal.append("asked", study=study.plan.name, trial_id=trial.trial_id, params=trial.params)
+        self.journal.append("asked", study=study.plan.name, trial_id=trial.trial_id, params=trial.params,
+                            seed=trial.seed)
         return study, trial, study.first_target()
 
     def _start_final_stage(self, study: Study) -> None:
@@ -195,7 +139,6 @@ class Controller(Recovery):
             # A segment that completed while no controller was watching: ingest it at the next
             # poll, exactly where the live run would have, instead of running it again.
             result = json.loads(result_file.read_text())
-            self._trial_run(study, trial, "recovered")
             study.schedule(trial, until_epoch)
             # Journalled like a submission, so a replay takes this segment off the queue exactly once.
             self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id="recovered")
@@ -214,7 +157,6 @@ class Controller(Recovery):
         many = getattr(executor, "submit_many", None)
         handles = many(specs) if many is not None else [executor.submit(spec) for spec in specs]
         for (study, trial, until_epoch, _), handle in zip(batch, handles):
-            self._trial_run(study, trial, handle.job_id)
             paths = getattr(handle.job, "paths", None)      # where the job's own files are (to adopt it later)
             self.journal.append("submitted", trial_id=trial.trial_id, until_epoch=until_epoch, job_id=handle.job_id,
                                 job_folder=str(paths.folder) if paths is not None else None)
@@ -222,12 +164,10 @@ class Controller(Recovery):
 
     def _ingest(self, study: Study, trial: TrialState, until_epoch: int | None, outcome: Outcome,
                 job_id: str | None = None) -> None:
-        run_id = self.run_ids[f"trial:{trial.trial_id}"]
-        outbox = read_outbox(self._trial_dir(trial))     # MLflow has its first trial.ingested_lines lines
-        lines = len(outbox)
+        # The outbox's line count only: the tracking writer copies the lines into MLflow.
+        lines = len(read_outbox(self._trial_dir(trial)))
         if not outcome.ok:
-            self.tracker.log_outbox_lines(run_id, outbox[trial.ingested_lines:])
-            self._failed(study, trial, until_epoch, outcome, run_id, lines)
+            self._failed(study, trial, until_epoch, outcome, lines)
             return
         result = outcome.result
         metrics = dict(result["metrics"])
@@ -237,36 +177,30 @@ class Controller(Recovery):
         # Cost: job time summed over this trial's segments (x the CPUs or GPUs it held, in the report).
         trial.job_seconds += float(result["wall_seconds"])
         metrics["job_seconds"] = trial.job_seconds
-        step = int(until_epoch) if until_epoch is not None else 0
         decision, next_epoch, loss = study.segment_done(trial, until_epoch, metrics, study.plan.objective)
-        new_lines, trial.ingested_lines = max(0, lines - trial.ingested_lines), lines
-        # MLflow first, journal second: a kill in between re-ingests idempotently on resume.
-        result_file = self._trial_dir(trial) / result_name(until_epoch)
-        self.runs.log_segment(run_id, step=step, metrics=metrics, result=result, result_file=result_file,
-                              outbox=outbox, new_lines=new_lines, decision=decision,
-                              asha=study.plan.asha is not None, fallback_time=time.time(), job_id=job_id)
+        trial.ingested_lines = lines
         value = metrics.get(study.plan.objective) if study.plan.objective else None
         self.journal.append("segment_done", trial_id=trial.trial_id, until_epoch=until_epoch, metrics=metrics,
                             value=value, decision=decision, next_epoch=next_epoch, loss=loss, lines=lines,
-                            study=study.plan.name)
+                            study=study.plan.name, job_id=job_id)
         self._after_decision(study, trial, decision, next_epoch, loss)
 
-    def _failed(self, study: Study, trial: TrialState, until_epoch, outcome: Outcome, run_id: str, lines: int) -> None:
+    def _failed(self, study: Study, trial: TrialState, until_epoch, outcome: Outcome, lines: int) -> None:
         trial.ingested_lines = lines
         infra = not outcome.user_error
+        error = (outcome.error or "")[-2000:]
         if infra and trial.infra_retries < MAX_INFRA_RETRIES:
             trial.infra_retries += 1
             self.journal.append("trial_failed", trial_id=trial.trial_id, until_epoch=until_epoch, retry=True,
-                                loss=None, error=(outcome.error or "")[-2000:], study=study.plan.name)
+                                loss=None, error=error, study=study.plan.name, lines=lines)
             self.queue.appendleft((trial, until_epoch))
             return
         trial.status = "failed"
         trial.failed_at = until_epoch
         loss = study.failure_loss() if study.optimizer is not None else None
         study.tell(trial, loss)
-        self.runs.log_failure(run_id, outcome.error)
         self.journal.append("trial_failed", trial_id=trial.trial_id, until_epoch=until_epoch, retry=False,
-                            loss=loss, error=(outcome.error or "")[-2000:], study=study.plan.name)
+                            loss=loss, error=error, study=study.plan.name, lines=lines)
         self.counts["failed"] += 1
         self._check_failure_rate()
 
@@ -277,25 +211,19 @@ class Controller(Recovery):
             self.journal.append("paused", failed=failed, ended=ended, max_failure_rate=self.spec.search.max_failure_rate)
 
     def _finish_studies(self) -> None:
+        """Journal each study's result (the tracking writer marks the selected runs and closes the study
+        runs). Finishing again (a resume of a finished sweep) journals the very same results."""
         for name, study in self.studies.items():
-            run_id = self.run_ids[name]
             best = study.best_trial()
-            finals = [t for t in study.final_trials() if t.status == "complete"]
-            for final in finals:     # the retrains over seeds are the study's reported result
-                self.tracker.set_tags(self.run_ids[f"trial:{final.trial_id}"], {"launcher.selected": "true"})
-            if best is not None:
-                if not finals:
-                    self.tracker.set_tags(self.run_ids[f"trial:{best.trial_id}"], {"launcher.selected": "true"})
-                self.tracker.set_tags(run_id, {"launcher.selected_trial": best.trial_id})
-                picked = {k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))}
-                # stamped with the time of the best trial's result: finishing again (a resume of a finished
-                # or half-finished sweep) writes the very same points, never a second one
-                result = self._trial_dir(best) / result_name(best.epochs_done or None)
-                self.tracker.log_metrics(run_id, picked, timestamp_s=result_time(result, 0.0))
-                self.tracker.log_params(run_id, {"selected": best.params})
+            finals = [t.trial_id for t in study.final_trials() if t.status == "complete"]
             complete = all(t.status in ("complete", "stopped") for t in study.trials.values())
-            self.tracker.finish(run_id, "FINISHED" if complete and study.trials else "FAILED")
-        self.tracker.finish(self.run_ids["sweep"], "FINISHED")
+            fields = {"best": None, "selected": finals, "status": "FINISHED" if complete and study.trials else "FAILED"}
+            if best is not None:
+                result = self._trial_dir(best) / result_name(best.epochs_done or None)
+                fields.update(best=best.trial_id, selected=finals or [best.trial_id],
+                              picked={k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))},
+                              picked_time=result_time(result, 0.0), selected_params=best.params)
+            self.journal.append("study_finished", study=name, **fields)
 
     def _start(self) -> int:
         """Under the folder's lock: the folder checked or created, the journal's torn tail cut off,
@@ -315,7 +243,26 @@ class Controller(Recovery):
     def _run(self) -> dict:
         replayed = self._start()
         self.journal.append("sweep_started", pid=os.getpid(), studies=len(self.studies), resumed=replayed > 0)
-        self._open_tracking()
+        writer = WriterProcess(self.spec, self.echo)
+        try:
+            summary = self._loop(replayed)
+        finally:
+            self._stop_writer(writer, stopping=stop.requested())
+        return summary
+
+    def _stop_writer(self, writer: WriterProcess, *, stopping: bool) -> None:
+        """The writer copies what is journalled into MLflow and exits; a stopped sweep waits for it a few
+        seconds only (what it has not copied, the next resume's writer does)."""
+        started = time.monotonic()
+        status = writer.finish(timeout_s=WRITER_GRACE_S if stopping else None)
+        waited = time.monotonic() - started
+        if status != 0 and not stopping:
+            self.echo(f"warning: MLflow tracking stopped (exit {status}); the journal has every result: "
+                      f"run `python -m launcher repair {self.out}` once the store is reachable")
+        elif waited > 5 and not stopping:
+            self.echo(f"MLflow caught up with the journal {waited:.0f} s after the last segment")
+
+    def _loop(self, replayed: int) -> dict:
         if self.retry_failed:
             self._retry_failed()
         if replayed:

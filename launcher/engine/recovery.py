@@ -3,13 +3,13 @@
 - `_replay`: rebuild studies, optimizers, ASHA rungs and queues from the journal, event by event;
 - `_adopt_orphans`: segments a killed controller left running (local processes, SLURM jobs) are
   watched to their end, never started a second time;
-- `_rebuild` / `repair`: the journal is the source of truth; runs the MLflow store lost are made again
-  from it and from the trial folders;
+- `repair`: the journal is the source of truth; the tracking writer (engine.tracking_writer) makes
+  again the runs the MLflow store lost, from it and from the trial folders;
 - `_retry_failed`: failed trials run again after their cause was fixed (`resume --retry-failed`);
 - `_set_aside`: a trial folder holding another configuration's result is moved away, never ingested.
 
 `Recovery` is mixed into `launcher.engine.controller.Controller` and works on its state (studies, queue,
-live jobs, journal, run ids); it is a file of its own so that the steady-state loop reads on its own.
+live jobs, journal); it is a file of its own so that the steady-state loop reads on its own.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from launcher.backends.base import Handle, Outcome
 from launcher.engine.study import Study, TrialState
-from launcher.engine.sweep_runs import outbox_lines
-from launcher.job.trial import TrialSpec, result_name
+from launcher.engine.tracking_writer import TrackingWriter
+from launcher.job.trial import TrialSpec
 
 
 @dataclass
@@ -33,54 +33,6 @@ class Live:
 
 
 class Recovery:
-    # ------------------------------------------------------------------ rebuild (the journal is the truth)
-    def _rebuild(self, lost: list[str]) -> int:
-        """Recreate the runs the store lost, from the journal's history and the trial folders; the
-        runs it still has are re-parented when their parent was recreated. Returns runs created."""
-        for key in lost:
-            del self.run_ids[key]
-        created = len(self.run_ids)
-        self._sweep_and_study_runs()
-        trials = {t.trial_id: (s, t) for s in self.studies.values() for t in s.trials.values()}
-        for key in [k for k in lost if k.startswith("trial:")]:
-            found = trials.get(key[len("trial:"):])
-            if found is not None:
-                self._relog_trial(*found)
-        for key, run_id in self.run_ids.items():      # kept runs point at their (maybe new) parents
-            if key.startswith("trial:") and key[len("trial:"):] in trials:
-                parent = self.run_ids[trials[key[len("trial:"):]][0].plan.name]
-            elif key in self.studies:
-                parent = self.run_ids["sweep"]
-            else:
-                continue
-            if key not in lost:
-                self.tracker.set_tags(run_id, {"mlflow.parentRunId": parent})
-        return len(self.run_ids) - created
-
-    def _relog_trial(self, study: Study, trial: TrialState) -> None:
-        """A lost trial run, again: its params and tags, outbox curves, each ended segment, its end."""
-        submitted = self.jobs.get(trial.trial_id, {}).get("job_id", "rebuilt")
-        run_id = self._trial_run(study, trial, submitted)
-        trial_dir = self._trial_dir(trial)
-        copied = 0
-        for event in self.history.get(trial.trial_id, []):
-            if event["event"] == "segment_done":
-                lines = outbox_lines(trial_dir, event["lines"])
-                result_file = trial_dir / result_name(event["until_epoch"])
-                result = json.loads(result_file.read_text()) if result_file.exists() else {"metrics": event["metrics"]}
-                self.runs.log_segment(run_id, step=int(event["until_epoch"] or 0), metrics=event["metrics"],
-                                      result=result, result_file=result_file, outbox=lines,
-                                      new_lines=max(0, len(lines) - copied),
-                                      decision=event["decision"], asha=study.plan.asha is not None,
-                                      fallback_time=event["time"])
-                copied = max(copied, event["lines"])
-            elif event["event"] == "trial_failed" and not event["retry"]:
-                error_file = trial_dir / "error.txt"
-                self.runs.log_failure(run_id, error_file.read_text() if error_file.exists() else event["error"])
-            elif event["event"] == "retry_failed":
-                self.tracker.client.update_run(run_id, status="RUNNING")
-        self.tracker.log_outbox_lines(run_id, outbox_lines(trial_dir, trial.ingested_lines)[copied:])
-
     # ------------------------------------------------------------------ replay
     def _replay(self) -> int:
         """Rebuild studies, optimizers, rungs and queues from the journal. Returns events replayed."""
@@ -91,9 +43,7 @@ class Recovery:
         for event in self.journal.replay():
             events += 1
             kind = event["event"]
-            if kind == "run_created":
-                self.run_ids[event["name"]] = event["run_id"]
-            elif kind == "asked":
+            if kind == "asked":
                 study = self.studies[event["study"]]
                 owner[event["trial_id"]] = study
                 trial = study.replay_ask(event["trial_id"], event["params"])
@@ -114,7 +64,6 @@ class Recovery:
                     trial = owner[trial_id].trials[trial_id]
                     self._retry(trial)
                     in_flight[trial_id] = until_epoch
-                    self.history.setdefault(trial_id, []).append(event)
             elif kind == "ingesting":
                 ingest_round = list(event["trial_ids"])
             elif kind in ("segment_done", "trial_failed"):
@@ -125,7 +74,6 @@ class Recovery:
                 trial = study.trials[event["trial_id"]]
                 in_flight.pop(trial.trial_id, None)
                 self.jobs.pop(trial.trial_id, None)
-                self.history.setdefault(trial.trial_id, []).append(event)
             if kind == "segment_done":
                 trial.ingested_lines = event["lines"]
                 trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
@@ -170,10 +118,7 @@ class Recovery:
         self.journal.append("retry_failed", segments=segments)
         for trial in failed:
             self._retry(trial)
-            self.history.setdefault(trial.trial_id, []).append({"event": "retry_failed"})
             self.queue.append((trial, trial.failed_at))
-            if f"trial:{trial.trial_id}" in self.run_ids:     # the same run goes on
-                self.tracker.client.update_run(self.run_ids[f"trial:{trial.trial_id}"], status="RUNNING")
         self.echo(f"retrying {len(failed)} failed trial(s)")
 
     def _set_aside(self, trial_dir: Path) -> None:
@@ -184,17 +129,19 @@ class Recovery:
         self.echo(f"warning: {trial_dir} held results of another configuration; moved to {target.name}")
 
     def repair(self) -> dict:
-        """`launcher repair DIR`: rebuild the MLflow runs from the journal; run nothing."""
+        """`launcher repair DIR`: bring the MLflow runs in line with the journal (runs the store lost are
+        made again, writes a killed writer left undone are done); run nothing."""
         with self.lock:
             self._start()
-            finished = any(e["event"] == "sweep_finished" for e in self.journal.replay())
-            self._connect()
-            lost = self.runs.missing()
-            created = self._rebuild(lost) if lost else 0
-            self.runs.close_orphans()
-            if finished:
+            kinds = {e["event"] for e in self.journal.replay()}
+            finished = "sweep_finished" in kinds
+            if finished and "study_finished" not in kinds:    # a folder journalled before study results were
                 self._finish_studies()
-        return {"runs_created": created, "runs_kept": len(self.run_ids) - created, "finished": finished}
+            writer = TrackingWriter(self.spec, echo=self.echo)
+            writer.open()
+            writer.catch_up()
+        return {"runs_created": writer.created, "runs_kept": len(writer.run_ids) - writer.created,
+                "finished": finished}
 
     def _adopt_orphans(self, executor) -> None:
         """Segments a killed controller left running (local processes, SLURM jobs) are watched to
