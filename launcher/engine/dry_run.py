@@ -143,9 +143,9 @@ def describe_dry_run(spec: SweepSpec, epoch_minutes: float = DEFAULT_EPOCH_MINUT
         if not uniform:
             trial_seconds = sum(e * times[name].seconds for name, (e, _) in expected.items())
             workers = max(1, spec.executor.workers)
-            lines.append(f"trial time expected: {trial_seconds / 3600:.2f} h ({trial_seconds:.0f} s; the expected "
+            lines.append(f"trial time expected: {_duration(trial_seconds)} ({trial_seconds:.0f} s; the expected "
                          f"epochs above x {per_epoch}); over {workers} worker slot(s), about "
-                         f"{trial_seconds / 3600 / workers:.2f} h of wall time")
+                         f"{_duration(trial_seconds / workers)} of wall time")
     if calibrated is not None:
         lines += ["", f"calibration measured THIS machine ({machine()}): one segment per (task, method) -- epoch 1, or "
                       "a one-shot method's whole run -- in this process, in a temporary folder since deleted, data "
@@ -153,6 +153,14 @@ def describe_dry_run(spec: SweepSpec, epoch_minutes: float = DEFAULT_EPOCH_MINUT
                       "these as this machine's figures, or run --calibrate on a node like the cluster's, or write "
                       "each method row's `epoch_minutes:`."]
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
 
 
 def _epoch_time_text(time: EpochTime) -> str:
