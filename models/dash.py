@@ -331,10 +331,13 @@ def receptive_field_penalty(model: nn.Module, strength: float = 1e-5, forecastin
 # ------------------------------------------------------------------------------------------- search loop
 def _schedule(optimizer_name: str, epochs: int, milestones: Sequence[int], gamma: float,
               warmup_epochs: int) -> Callable[[int], float]:
+    """The reference's `weight_sched_search`, called (by LambdaLR) with the 0-based index of the epoch
+    about to run: SGD x gamma for every milestone m with epoch > m (the first decay is felt in epoch
+    index m + 1); AdamW (UNet-2D) epoch / warmup during the warm-up, so the first epoch runs at lr 0,
+    then linear decay reaching 0 at epochs + warmup."""
     if optimizer_name == "sgd":
-        return lambda epoch: gamma ** sum(epoch >= m for m in milestones)
-    # AdamW (the reference's UNet-2D): linear warm-up, then linear decay reaching 0 at epochs + warmup.
-    return lambda epoch: ((epoch + 1) / warmup_epochs if epoch < warmup_epochs
+        return lambda epoch: gamma ** sum(epoch > m for m in milestones)
+    return lambda epoch: (epoch / warmup_epochs if epoch < warmup_epochs
                           else max(0.0, (epochs + warmup_epochs - epoch) / epochs))
 
 

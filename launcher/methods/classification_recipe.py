@@ -7,6 +7,11 @@ average precision), so the reported `score` is exactly the literature metric of 
 Metric names in the epoch metrics: `val_score` / `test_score_last` / `test_score_at_best_val` hold the
 task's metric (higher is better), next to `*_accuracy`, `*_mcc`, `*_f1` (single-label tasks, whatever their
 own metric) and `*_loss`; `best_val_score` is the objective.
+
+Test-set selection (LEAKY, the DASHA reference's final retrain only): a task that carries
+`select_on_test = True` (launcher/methods/dasha.py's reference view), or `select_on_test=True` here,
+makes the loop also keep the test scores at the best-TEST epoch; `headline_metrics` names them
+`test_<m>_testselected_leaky`. Nothing else changes: `test_score` stays the validation-selected one.
 """
 from __future__ import annotations
 
@@ -28,7 +33,11 @@ def classification_recipe(task, build_model: Callable[[], nn.Module], *, lr: flo
                           milestones: tuple[int, ...] = (),
                           max_batches_per_epoch: int | None = None, augment: Augment | None = None,
                           label_smoothing: float = 0.0, identity: dict | None = None,
-                          trainable=None, eval_batch_size: int = 256) -> TrainingRecipe:
+                          trainable=None, eval_batch_size: int = 256,
+                          select_on_test: bool | None = None) -> TrainingRecipe:
+    """select_on_test: None = the task's `select_on_test` attribute (absent: False)."""
+    if select_on_test is None:
+        select_on_test = bool(getattr(task, "select_on_test", False))
     arrays = {"train": (task.x_train, task.y_train), "val": (task.x_val, task.y_val), "test": (task.x_test, task.y_test)}
     tensors = {k: (torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)) for k, (x, y) in arrays.items()}
     multi_label = bool(getattr(task, "multi_label", False))
@@ -70,7 +79,7 @@ def classification_recipe(task, build_model: Callable[[], nn.Module], *, lr: flo
         eval_step=eval_step, score=score, objective="score", mode="max", lr=lr, weight_decay=weight_decay,
         optimizer=optimizer, momentum=momentum, schedule=schedule, warmup_epochs=warmup_epochs,
         milestones=tuple(milestones), max_epochs=max_epochs, batch_size=batch_size, max_batches_per_epoch=max_batches_per_epoch, seed=seed,
-        trainable=trainable, eval_batch_size=eval_batch_size,
+        trainable=trainable, eval_batch_size=eval_batch_size, test_selection=select_on_test,
         identity={"task": task.name, "n_train": len(task.y_train), "metric": task.metric, **(identity or {})})
 
 
@@ -82,4 +91,7 @@ def headline_metrics(metrics: dict) -> dict:
     for name in ("mcc", "f1"):       # at the same validation-selected epoch as test_score
         if f"test_{name}_at_best_val" in metrics:
             out[f"test_{name}"] = metrics[f"test_{name}_at_best_val"]
+    for name in ("score", "accuracy", "mcc", "f1"):   # LEAKY: at the best-TEST epoch (reference protocol only)
+        if f"test_{name}_at_best_test" in metrics:
+            out[f"test_{name}_testselected_leaky"] = metrics[f"test_{name}_at_best_test"]
     return out

@@ -10,11 +10,18 @@ Defaults are those of docs/reference-protocol.md#defaults (the DASHA code's task
   searched on UNet_small; batch 16 (8 for forestnet, BigEarthNet-10%); K {3,5,7,9}; D {1,3,7,15} for
   so2sat / bigearthnet / eurosat, else {1,3,5,7}; grad_scale per task; label smoothing 0.1 and
   flip/rot90 augmentation on single-label tasks.
-- LR schedules: step x0.2 at the reference's milestones, written as FRACTIONS of the stage's epoch
-  budget so that a CPU budget of a few epochs keeps the shape (HPO stage: the retrain milestones / 5
-  over max_t = 20, UNet-1D / 10; final retrain: 30/60/90/120/160 of 200 for 1-D, 60/120/160 of 200
-  for 2-D). UNet-2D trains with AdamW; its "warm-up 5, then linear decay to 0 at 85 (HPO) / 105
-  (retrain)" is approximated by the loop's warm-up + cosine over the same horizon (a departure).
+- LR schedules: the reference's `weight_sched_hpo` / `weight_sched_train`, with its milestones written
+  as FRACTIONS of the stage's epoch budget so that a CPU budget of a few epochs keeps the shape (HPO
+  stage: the retrain milestones / 5 over max_t = 20, UNet-1D / 10; final retrain: 30/60/90/120/160 of
+  200 for 1-D, 60/120/160 of 200 for 2-D). Step x0.2 by the reference's rule `epoch > m` on the 0-based
+  index of the epoch about to run (schedule `reference_step`: at the full budget the first decay is
+  felt in the 8th HPO epoch and the 32nd retrain epoch). UNet-2D trains with AdamW on the reference's
+  linear warm-up from lr 0 (its first epoch runs at lr 0) and linear decay to 0 at 85 (HPO) / 105
+  (retrain) (schedule `reference_warmup_linear`). Both are the default for every protocol: they are
+  the reference's schedule, not a use of test data. (Before, steps fell one epoch early and the
+  UNet-2D warm-up started at lr/6 followed by a cosine.)
+- The reference retrains UNet-2D for 100 epochs, the others for 200: the final retrain's length is
+  the sweep's `search.final_epochs` (sweeps/satellite.yaml); a UNet-2D sweep should set it to 100.
 """
 from __future__ import annotations
 
@@ -118,15 +125,17 @@ def build_backbone(choice: BackboneChoice, input_shape: Sequence[int], n_classes
 
 
 def lr_schedule(choice: BackboneChoice, epochs: int, final: bool) -> dict[str, Any]:
-    """TrainingRecipe keywords (schedule, milestones, warmup_epochs, max_epochs) for a stage of `epochs`."""
+    """TrainingRecipe keywords (schedule, milestones, warmup_epochs, max_epochs) for a stage of `epochs`.
+
+    Milestones are the reference's m (the LR drops from the 0-based epoch index m + 1 on)."""
     epochs = max(int(epochs), 1)
     if choice.kind == "unet2d":
         warm, horizon = UNET2D_SCHEDULE["final" if final else "hpo"]
-        return {"schedule": "warmup_cosine", "milestones": (), "warmup_epochs": max(1, round(warm * epochs)),
+        return {"schedule": "reference_warmup_linear", "milestones": (), "warmup_epochs": max(1, round(warm * epochs)),
                 "max_epochs": max(epochs, round(horizon * epochs))}
     fractions = (FINAL_MILESTONES if final else HPO_MILESTONES)[choice.kind]
     milestones = tuple(sorted({max(1, round(f * epochs)) for f in fractions}))
-    return {"schedule": "step", "milestones": milestones, "warmup_epochs": 0, "max_epochs": epochs}
+    return {"schedule": "reference_step", "milestones": milestones, "warmup_epochs": 0, "max_epochs": epochs}
 
 
 @dataclass(frozen=True)

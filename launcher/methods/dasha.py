@@ -25,6 +25,28 @@ Departures from the reference: the search sees only the training split (the vali
 out from it too); every (task, config) is searched once and shared, where the reference searches in
 every run; search settings a CPU budget reduces (`search_epochs`, `search_batches_per_epoch`,
 `search_width`) are recorded and reported with the result.
+
+Protocols (param `protocol`; README "DASHA protocols"). Shared by both, because they are the
+reference's and use no test data: random sampling of the ASHA space (`preset: dasha`); the LR
+schedules of task_configs.py to the epoch (step x0.2 by `epoch > m`, i.e. felt from the 0-based epoch
+index m + 1; UNet-2D linear warm-up whose first epoch runs at lr 0, then linear decay), in the search
+(models/dash.py) and in every trial (conv_backbones.lr_schedule).
+- `clean` (default): the task's literature metric (genomics: MCC, F1 or accuracy per task) is the
+  tuning objective and the reported score; checkpoints are chosen on validation; test selects nothing.
+- `reference`: the authors' code where it differs and can be reproduced here.
+  * every genomics task is tuned and scored with MCC (their `get_metric`), F1 and accuracy beside it;
+  * the final retrain ALSO keeps the test score at the best-TEST epoch (their `network_weights.pt`
+    is saved on the "val" loader, which is the test loader), reported as `test_score_testselected_leaky`
+    (and `test_{mcc,f1,accuracy}_testselected_leaky`) next to the validation-selected `test_score`
+    of the SAME run, so the size of the test-selection effect is measured, not guessed. LEAKY;
+  * `final_train_val: true` (LEAKY) also retrains on train + validation, their 100 % of train; the
+    validation-selected `test_score` is then chosen on data the model trained on (labelled).
+  Not reproduced, in either protocol: Ray's best-trial rule (`get_best_result("val_score")`: the
+  trial with the best last-reported best-so-far validation score, whatever rung it stopped at; the
+  controller here takes the highest rung reached, then the best there: launcher/engine/study.py);
+  the reference's satellite augmentation (RandomRotation(90) at any angle, BigEarthNet augmented too,
+  EuroSAT without vertical flips; here flips + rot90 on single-label tasks, none on BigEarthNet); its
+  UNet-2D retrain of 100 epochs is the sweep's `search.final_epochs`, not the method's.
 """
 from __future__ import annotations
 
@@ -35,12 +57,54 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from launcher.methods.backbone import BackboneMethod
-from launcher.methods.params import CONV_BACKBONE_PARAMS, DASH_SEARCH_PARAMS
+from launcher.methods.backbone import BackboneMethod, is_final_trial
+from launcher.methods.params import CONV_BACKBONE_PARAMS, DASH_SEARCH_PARAMS, DASHA_PROTOCOL_PARAMS
 from launcher.training.files import write_json_atomic
 
 PATTERN_FILE = "dash_pattern.json"
-SEARCH_VERSION = 1   # bump when the search itself changes, so old cached patterns are not reused
+# bump when the search itself changes, so old cached patterns are not reused
+# (2: the search LR steps by the reference's `epoch > m`; UNet-2D warm-up from lr 0)
+SEARCH_VERSION = 2
+
+LEAKY_NOTE = ("LEAKY (protocol reference): test_*_testselected_leaky is the test score at the best-TEST epoch of the "
+              "final retrain, as the DASHA code selects it; test_score is the validation-selected one of the same run")
+
+
+class ReferenceTaskView:
+    """A classification task as the DASHA reference protocol sees it; every other attribute is the task's.
+
+    metric: MCC for every single-label genomics task (the reference's get_metric), else the task's own;
+    select_on_test: True for a final retrain (read by classification_recipe: LEAKY, labelled);
+    x_train / y_train: train + validation when `train_val` (final retrain only; LEAKY, labelled).
+    """
+
+    def __init__(self, task, *, final: bool, train_val: bool):
+        import numpy as np
+
+        self.base = task
+        mcc = task.domain == "genomics" and not bool(getattr(task, "multi_label", False))
+        self.metric = "mcc" if mcc else task.metric
+        self.select_on_test = bool(final)
+        notes = list(getattr(task, "notes", []) or [])
+        if mcc and task.metric != "mcc":
+            notes.append(f"protocol reference: tuned and scored with MCC (the DASHA code's metric), "
+                         f"not the literature's {task.metric}")
+        if final:
+            notes.append(LEAKY_NOTE)
+        if final and train_val:
+            self.x_train = np.concatenate([task.x_train, task.x_val])
+            self.y_train = np.concatenate([task.y_train, task.y_val])
+            notes.append("LEAKY (protocol reference, final_train_val): the final retrain trained on train + validation "
+                         "(the reference's 100 % of train); its validation-selected test_score is chosen in-sample")
+        self.notes = notes
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
+
+
+def base_task(task):
+    """The task under a ReferenceTaskView (the DASH search always sees the task's own training split)."""
+    return task.base if isinstance(task, ReferenceTaskView) else task
 
 
 def search_settings(task, params: dict[str, Any], choice) -> dict[str, Any]:
@@ -169,7 +233,18 @@ def run_search(task, choice, settings: dict[str, Any], log: Callable[[str], None
 
 class DashaMethod(BackboneMethod):
     name = "dasha"
-    params = {**CONV_BACKBONE_PARAMS, **DASH_SEARCH_PARAMS}
+    params = {**CONV_BACKBONE_PARAMS, **DASH_SEARCH_PARAMS, **DASHA_PROTOCOL_PARAMS}
+
+    def run_segment(self, task, params: dict[str, Any], trial_dir: Path, until_epoch: int, report):
+        protocol = params.get("protocol", "clean")
+        if params.get("final_train_val") and protocol != "reference":
+            raise ValueError("final_train_val: true needs protocol: reference (it is the reference's leaky retrain)")
+        if protocol == "reference" and getattr(task, "domain", None) in ("genomics", "satellite"):
+            task = ReferenceTaskView(task, final=is_final_trial(params), train_val=bool(params.get("final_train_val")))
+        result = super().run_segment(task, params, trial_dir, until_epoch, report)
+        result.info["protocol"] = protocol
+        result.info["score_metric"] = task.metric
+        return result
 
     @classmethod
     def study_overhead_epochs(cls, params: dict[str, Any], domain: str) -> float:
@@ -181,6 +256,7 @@ class DashaMethod(BackboneMethod):
         return float(epochs) * float(params.get("search_fraction", 0.2))
 
     def kernel_pattern(self, task, params: dict[str, Any], choice, trial_dir: Path):
+        task = base_task(task)
         own = Path(trial_dir) / PATTERN_FILE
         computed_here = False
         if own.exists():                          # a later ASHA segment (or a requeue) of this trial

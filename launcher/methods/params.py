@@ -73,6 +73,18 @@ DASH_SEARCH_PARAMS: dict[str, Param] = {
     "search_seed": Param("int", 0, "seed of the DASH search (shared by every trial of a study)", minimum=0, ceiling=SEED_MAX),
 }
 
+# `dasha` only: which evaluation protocol (launcher/methods/dasha.py, README "DASHA protocols").
+DASHA_PROTOCOL_PARAMS: dict[str, Param] = {
+    "protocol": Param("str", "clean", "clean: checkpoints and tuning on validation only, the task's literature "
+                      "metric; reference: the authors' code where it differs - MCC for every genomics task (tuning "
+                      "and report), and the final retrain ALSO records the test score at the best-TEST epoch "
+                      "(test_*_testselected_leaky, LEAKY) next to the validation-selected one of the same run",
+                      choices=("clean", "reference")),
+    "final_train_val": Param("bool", False, "protocol reference only, LEAKY: the final retrain trains on train + "
+                             "validation (the reference's 100 % of train); its validation score is then in-sample, "
+                             "so only the test-selected and the last epoch's test scores mean anything"),
+}
+
 
 # The DASHA reference's ASHA space (docs/reference-protocol.md#asha): seed is a tuned "lottery", randint[0, 500).
 ASHA_DASHA_SPACE: dict[str, dict] = {

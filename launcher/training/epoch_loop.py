@@ -13,6 +13,8 @@ compute the loss and score a split); `run_segment` does the rest, top to bottom:
      validation epoch (selection never looks at test); checkpoint; rank 0 appends one outbox line.
 
 Validation decides everything (best epoch, ASHA); the test score at the last epoch rides along, labelled.
+Only a recipe with `test_selection=True` (the DASHA reference protocol's final retrain, labelled leaky)
+also keeps the test score at the best TEST epoch, next to the validation-selected one of the same run.
 """
 from __future__ import annotations
 
@@ -59,9 +61,12 @@ class TrainingRecipe:
     weight_decay: float = 0.0
     optimizer: str = "adamw"                                    # adamw | adam | sgd
     momentum: float = 0.9                                       # sgd only
-    schedule: str = "constant"                                  # constant | cosine (over max_epochs) | warmup_cosine | step
+    # constant | cosine (over max_epochs) | warmup_cosine | step | reference_step | reference_warmup_linear
+    schedule: str = "constant"
     warmup_epochs: int = 0
-    milestones: tuple[int, ...] = ()                            # step: LR x `gamma` after each of these epochs
+    # step: LR x `gamma` from epoch index m on (after m epochs); reference_step: from epoch index m + 1
+    # on (the DASHA code's `epoch > m`, i.e. after m + 1 epochs)
+    milestones: tuple[int, ...] = ()
     gamma: float = 0.2
     max_epochs: int = 1                                         # the schedule's length; a segment may stop earlier
     batch_size: int = 32                                        # per rank
@@ -70,6 +75,12 @@ class TrainingRecipe:
     trainable: Callable[[nn.Module], list[nn.Parameter]] | None = None   # default: every parameter
     eval_batch_size: int = 256
     identity: dict = field(default_factory=dict)                # what a checkpoint must match to be resumed
+    # LEAKY, off by default: also keep the test scores at the best-TEST epoch (test_<m>_at_best_test), as the
+    # DASHA reference's retrain does; the validation-selected test_<m>_at_best_val are kept as always
+    test_selection: bool = False
+
+
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "step", "reference_step", "reference_warmup_linear")
 
 
 def _optimizer(recipe: TrainingRecipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -85,7 +96,14 @@ def _optimizer(recipe: TrainingRecipe, params: list[nn.Parameter]) -> torch.opti
 
 
 def _lr_factor(recipe: TrainingRecipe) -> Callable[[int], float]:
-    """LR multiplier for the epoch about to run (LambdaLR steps once per epoch)."""
+    """LR multiplier for the epoch about to run, `epoch` = its 0-based index (LambdaLR steps once per epoch).
+
+    reference_step and reference_warmup_linear are the DASHA code's `weight_sched_*` (task_configs.py),
+    which LambdaLR also calls with the 0-based index of the epoch about to run:
+    - reference_step: gamma ** #{m : epoch > m}, so the first decay is felt in epoch index m + 1;
+    - reference_warmup_linear: epoch / warmup during the warm-up (the FIRST epoch runs at lr 0), then
+      (max_epochs - epoch) / (max_epochs - warmup), floored at 0 (max_epochs = the reference's `decay`).
+    """
     total, warm = max(recipe.max_epochs, 1), max(recipe.warmup_epochs, 0)
 
     def factor(epoch: int) -> float:
@@ -93,13 +111,19 @@ def _lr_factor(recipe: TrainingRecipe) -> Callable[[int], float]:
             return 1.0
         if recipe.schedule == "step":
             return recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
+        if recipe.schedule == "reference_step":
+            return recipe.gamma ** sum(epoch > m for m in recipe.milestones)
+        if recipe.schedule == "reference_warmup_linear":
+            if epoch < warm:
+                return epoch / warm
+            return max((total - epoch) / max(total - warm, 1), 0.0)
         if epoch < warm:
             return (epoch + 1) / (warm + 1)
         progress = (epoch - warm) / max(total - warm, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    if recipe.schedule not in ("constant", "cosine", "warmup_cosine", "step"):
-        raise ValueError(f"unknown schedule {recipe.schedule!r}; expected constant, cosine, warmup_cosine or step")
+    if recipe.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; expected one of {', '.join(SCHEDULES)}")
     return factor
 
 
@@ -148,11 +172,13 @@ class _Segment:
         # Augmentation randomness: one generator per rank, saved with the checkpoint.
         self.augment = torch.Generator().manual_seed(recipe.seed * 1009 + self.ranks.rank)
         self.epoch, self.best, self.test_at_best, self.last = 0, None, {}, {}
+        self.best_test, self.test_at_best_test = None, {}     # only with recipe.test_selection (leaky)
 
     # ------------------------------------------------------------------------------------ checkpoints
     def _loop_state(self) -> dict:
         return {"identity": self.recipe.identity, "epoch": self.epoch, "best": self.best,
-                "test_at_best": self.test_at_best, "last": self.last, "scheduler": self.scheduler.state_dict()}
+                "test_at_best": self.test_at_best, "last": self.last, "scheduler": self.scheduler.state_dict(),
+                "best_test": self.best_test, "test_at_best_test": self.test_at_best_test}
 
     def save(self) -> None:
         def write(folder: Path) -> None:
@@ -191,6 +217,7 @@ class _Segment:
         state = loaded["state"]
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best, self.test_at_best, self.last = state["epoch"], state["best"], state["test_at_best"], state["last"]
+        self.best_test, self.test_at_best_test = state.get("best_test"), state.get("test_at_best_test") or {}
         restore_rng(loaded["rng"], {"augment": self.augment})
         return self.epoch
 
@@ -246,13 +273,23 @@ class _Segment:
             return True
         return value < self.best if self.recipe.mode == "min" else value > self.best
 
+    def better_on_test(self, value: float) -> bool:
+        """The reference's test-set checkpoint rule (leaky): a score EQUAL to the best so far also wins,
+        as `compare_metrics(score) == retrain_val_score` saves the later of tied epochs."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if self.best_test is None:
+            return True
+        return value <= self.best_test if self.recipe.mode == "min" else value >= self.best_test
+
 
 def run_segment(recipe: TrainingRecipe, distributed: DistributedSpec | None, checkpoint_root: Path, until_epoch: int,
                 report: Callable[[int, dict], None] | None = None) -> dict:
     """Train from the newest checkpoint up to `until_epoch`; return the last epoch's metrics (rank 0's view).
 
     Metrics: train_loss, val_<m> and test_<m> for every score key, best_val_<objective>, and
-    test_<m>_at_best_val / test_<m>_last, plus n_parameters and n_trainable.
+    test_<m>_at_best_val / test_<m>_last, plus n_parameters and n_trainable; with recipe.test_selection
+    (leaky) also test_<m>_at_best_test and best_test_<objective>.
     """
     segment = _Segment(recipe, distributed or DistributedSpec(), checkpoint_root)
     ranks = segment.ranks
@@ -270,13 +307,19 @@ def run_segment(recipe: TrainingRecipe, distributed: DistributedSpec | None, che
             segment.epoch += 1
             if segment.better(val.get(objective)):
                 segment.best, segment.test_at_best = val[objective], dict(test)
+            leaky = {}
+            if recipe.test_selection:        # the reference protocol's final retrain only, labelled leaky
+                if segment.better_on_test(test.get(objective)):
+                    segment.best_test, segment.test_at_best_test = test[objective], dict(test)
+                leaky = {**{f"test_{k}_at_best_test": v for k, v in segment.test_at_best_test.items()},
+                         f"best_test_{objective}": segment.best_test if segment.best_test is not None else math.nan}
             metrics = {"epoch": segment.epoch, "train_loss": train_loss,
                        "lr": segment.scheduler.get_last_lr()[0],
                        **{f"val_{k}": v for k, v in val.items()},
                        **{f"test_{k}_last": v for k, v in test.items()},
                        **{f"test_{k}_at_best_val": v for k, v in segment.test_at_best.items()},
                        f"best_val_{objective}": segment.best if segment.best is not None else math.nan,
-                       "epoch_seconds": time.perf_counter() - started}
+                       **leaky, "epoch_seconds": time.perf_counter() - started}
             segment.last = metrics
             segment.save()
             if ranks.is_main and report is not None:
