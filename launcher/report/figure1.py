@@ -198,36 +198,63 @@ def figure1_points(source: Report | Document) -> tuple[list[Point], list[str]]:
 
 
 # --------------------------------------------------------------------------- drawing
+LABEL_GAP, LABEL_DX = 11.0, 16.0      # pixels between stacked labels; from a point to its label
+
+
 def _label_offsets(ax, points: list[Point]) -> list[float]:
-    """Vertical offsets (pixels) of each point's label, to the right of the point, so that no two labels overlap;
-    the points themselves stay where their data put them."""
+    """Vertical offsets (pixels) of each point's label, right of the point, so that no two labels overlap: labels
+    that would collide are stacked LABEL_GAP apart, each stack centred on its points. The points themselves stay
+    where their data put them."""
     ax.figure.draw_without_rendering()               # settle the layout, so data -> pixel is final
-    placed: list[tuple[float, float, float]] = []     # (left, right, y) of labels so far, in pixels
-    offsets = [0.0] * len(points)
-    for i in sorted(range(len(points)), key=lambda i: -points[i].y):
-        px, py = ax.transData.transform((points[i].x, points[i].y))
-        left, right, y = px + 6, px + 6 + 5.2 * len(points[i].label), py
-        for _ in range(len(placed) + 1):
-            clash = [q for q in placed if q[0] < right and left < q[1] and abs(q[2] - y) < 11]
-            if not clash:
+    spots = []
+    for p in points:
+        px, py = ax.transData.transform((p.x, p.y))
+        spots.append((px + LABEL_DX, px + LABEL_DX + 5.2 * len(p.label), py))
+    order = sorted(range(len(points)), key=lambda i: -spots[i][2])
+    stacks: list[list[int]] = []                     # labels chained by horizontal overlap, top to bottom
+    for i in order:
+        left, right, _ = spots[i]
+        for stack in stacks:
+            if any(spots[j][0] < right and left < spots[j][1] for j in stack):
+                stack.append(i)
                 break
-            y = min(q[2] for q in clash) - 11
-        placed.append((left, right, y))
-        offsets[i] = y - py
-    return offsets
+        else:
+            stacks.append([i])
+    wanted = [spot[2] for spot in spots]
+    for stack in stacks:                             # merge neighbours closer than LABEL_GAP until none are
+        groups = [[i] for i in stack]
+        while True:
+            close = [g for g in range(len(groups) - 1)
+                     if _top(groups[g], spots) - LABEL_GAP * len(groups[g]) < _top(groups[g + 1], spots)]
+            if not close:
+                break
+            groups[close[0]:close[0] + 2] = [groups[close[0]] + groups[close[0] + 1]]
+        for group in groups:
+            for k, i in enumerate(group):
+                wanted[i] = _top(group, spots) - LABEL_GAP * k
+    return [wanted[i] - spots[i][2] for i in range(len(points))]
+
+
+def _top(group: list[int], spots) -> float:
+    """The height of a group's first label when the group is centred on its points (the mean of their heights)."""
+    return sum(spots[i][2] for i in group) / len(group) + LABEL_GAP * (len(group) - 1) / 2
 
 
 def _panel(ax, points: list[Point], colors: dict[str, str], *, labels: bool) -> None:
     ax.axhline(0.0, color="#999999", linewidth=0.8, zorder=0)
+    for p in points:                                 # intervals first and light, so markers at equal x stay visible
+        color = colors[p.domain if not labels else p.label]
+        if p.low is not None:
+            ax.errorbar([p.x], [p.y], yerr=[[p.y - p.low], [p.high - p.y]], fmt="none", ecolor=color, capsize=3,
+                        elinewidth=1.0, alpha=0.55)
     for p in points:
         color = colors[p.domain if not labels else p.label]
-        err = None if p.low is None else [[p.y - p.low], [p.high - p.y]]
-        ax.errorbar([p.x], [p.y], yerr=err, fmt=p.marker, color=color, capsize=3, markersize=7,
-                    markerfacecolor="white" if p.published else color, markeredgewidth=1.3, linewidth=1.0)
+        ax.plot([p.x], [p.y], marker=p.marker, linestyle="None", color=color, markersize=7, markeredgewidth=1.3,
+                markerfacecolor="white" if p.published else color, zorder=3)
     ax.set_xscale("log")
     if points:
         xs = [p.x for p in points]
-        ax.set_xlim(min(xs) / 4, max(xs) * (30 if labels else 4))
+        ax.set_xlim(min(xs) / 4, max(xs) * (60 if labels else 4))
         ys = [v for p in points for v in (p.y, p.low, p.high) if v is not None] + [0.0]
         pad = 0.08 * max(1e-9, max(ys) - min(ys)) or 1.0
         ax.set_ylim(min(ys) - pad, max(ys) + pad)
@@ -235,9 +262,9 @@ def _panel(ax, points: list[Point], colors: dict[str, str], *, labels: bool) -> 
     if labels and points:
         pt = 72 / ax.figure.dpi
         for p, dy in zip(points, _label_offsets(ax, points)):
-            ax.annotate(p.label, (p.x, p.y), xytext=(6 * pt, dy * pt), textcoords="offset points", fontsize=7,
-                        va="center", annotation_clip=False,
-                        arrowprops=dict(arrowstyle="-", linewidth=0.4, color="#888888") if abs(dy) > 1 else None)
+            ax.annotate(p.label, (p.x, p.y), xytext=(LABEL_DX * pt, dy * pt), textcoords="offset points",
+                        fontsize=7, va="center", annotation_clip=False,
+                        arrowprops=dict(arrowstyle="-", linewidth=0.5, color="#555555", shrinkA=0, shrinkB=4))
 
 
 def _wrap(text: str, width: int) -> str:
@@ -259,7 +286,8 @@ def draw_figure1(source: Report | Document):
     across = len(doc.sections) > 1
     panels = len(sections) + across
     rows, cols = (2, 2) if panels == 4 else (1, panels)
-    fig = _new_figure(5.6 * cols, 4.6 * rows + 0.5)
+    width = max(8.0, 5.6 * cols)
+    fig = _new_figure(width, 4.6 * rows + 0.7)
     for index, section in enumerate(sections):
         ax = fig.add_subplot(rows, cols, index + 1)
         mine = [p for p in points if p.domain == section.domain]
@@ -282,12 +310,13 @@ def draw_figure1(source: Report | Document):
         present = [s.domain for s in sections]
         ax.legend([Line2D([], [], color=DOMAIN_COLORS[d], marker="o", linestyle="") for d in present],
                   [d for d in present], fontsize=7, loc="best")
-    kinds = [("baseline", "s", False), ("supervised", "o", False), ("zero-shot FM", "^", False),
+    kinds = [("baseline method", "s", False), ("supervised", "o", False), ("zero-shot FM", "^", False),
              ("fine-tuned FM", "v", False), ("published (hollow)", "o", True)]
     fig.legend([Line2D([], [], color="#444444", marker=m, linestyle="", markerfacecolor="white" if hollow else
                        "#444444") for _, m, hollow in kinds], [k for k, _, _ in kinds], loc="outside lower center",
-               ncols=len(kinds), fontsize=8, frameon=False)
-    fig.suptitle("Data used vs. mean % improvement over the domain's baseline (the paper's Figure 1)", fontsize=11)
+               ncols=len(kinds) if width > 10 else 3, fontsize=8, frameon=False)
+    fig.suptitle(_wrap("Data used vs. mean % improvement over the domain's baseline (the paper's Figure 1)",
+                       int(12 * width)), fontsize=11)
     return fig, points, notes
 
 
@@ -320,8 +349,8 @@ def _caption(sections: list[Report], across: bool) -> str:
             f"`pretraining_observations` of its reference file, in the domain's unit) plus, when fine-tuned, the "
             f"task's training data. y = mean over tasks of the % improvement over the domain's baseline column, the "
             f"one the tables' \"% better than\" rows use ({baselines}); bars: 95% t-interval over tasks. Marker "
-            f"shape = kind: square baseline, circle supervised, triangle up zero-shot FM, triangle down fine-tuned "
-            f"FM, diamond any other; hollow = published numbers. Methods with equal data keep the same x: labels are "
+            f"shape = kind: square a baseline method (naive, ARIMA), circle supervised, triangle up zero-shot FM, "
+            f"triangle down fine-tuned FM, diamond any other; hollow = published numbers. Methods with equal data keep the same x: labels are "
             f"offset, points are never moved."
             + (" In the all-domains panel the colour is the domain and each domain's x is in its own unit "
                f"({'; '.join(f'{s.info.title.lower()}: {UNITS[s.domain]}' for s in sections)}): compare orders of "
