@@ -299,15 +299,17 @@ def draw_figure1(source: Report | Document):
         ax.set_xlabel(_wrap(f"data used ({UNITS[section.domain]}, log scale)", 52), fontsize=8)
         ax.set_ylabel(_wrap(f"mean % improvement of {metric.label} ({better} is better)", 44), fontsize=8)
         if not mine:
-            ax.text(0.5, 0.5, "no method with a known data size", transform=ax.transAxes, ha="center",
-                    fontsize=8, color="#666666")
+            ax.text(0.5, 0.5, "no point: no method here has a known data size\n(the notes say why)",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#666666")
+            ax.set_xticks([])
+            ax.set_yticks([])
     if across:
         ax = fig.add_subplot(rows, cols, panels)
         _panel(ax, points, DOMAIN_COLORS, labels=False)
         ax.set_title("All domains (colour: domain)", fontsize=10)
         ax.set_xlabel("data used (each domain in its own unit, log scale)", fontsize=8)
         ax.set_ylabel("mean % improvement over the domain's baseline", fontsize=8)
-        present = [s.domain for s in sections]
+        present = [s.domain for s in sections if any(p.domain == s.domain for p in points)]
         ax.legend([Line2D([], [], color=DOMAIN_COLORS[d], marker="o", linestyle="") for d in present],
                   [d for d in present], fontsize=7, loc="best")
     kinds = [("baseline method", "s", False), ("supervised", "o", False), ("zero-shot FM", "^", False),
