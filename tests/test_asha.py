@@ -230,3 +230,38 @@ def test_state_round_trip_mid_sequence_gives_identical_decisions():
     assert restored.occupancy() == original.occupancy()
     with pytest.raises(ValueError, match="written with"):
         Asha.from_state(AshaConfig(eta=3, max_epochs=20, mode="max"), state)
+
+
+@pytest.mark.parametrize("mode", ["min", "max"])
+@pytest.mark.parametrize("seed", range(6))
+def test_fidelity_loss_by_bisection_and_the_kept_best_equal_the_definition(mode, seed):
+    """The rank is kept by bisection and the study keeps its best as trials end (O(1) per event); both
+    must equal the definition computed from scratch: quantile = valid values strictly better / valid
+    values, best = min fidelity loss then trial id. Values are drawn from a small set, so ties, NaN
+    and trials at every rung occur."""
+    rng = random.Random(seed)
+    asha = Asha(AshaConfig(eta=2, grace=1, max_epochs=8, mode=mode))
+    live = [f"t{i:02d}" for i in range(40)]
+    ended: list[str] = []
+    best_kept: tuple | None = None
+    while live:
+        trial = rng.choice(live)
+        value = rng.choice([0.1, 0.2, 0.2, 0.3, 0.5, math.nan]) if rng.random() < 0.9 else math.inf
+        decision = asha.report(trial, asha.next_epoch(trial), value)
+        if decision == CONTINUE:
+            continue
+        live.remove(trial)
+        ended.append(trial)
+        key = (*asha.fidelity_key(trial), trial)
+        best_kept = key if best_kept is None or key < best_kept else best_kept
+        for other in ended:           # the definition, from the recorded values
+            epoch = asha.highest_rung(other)
+            if epoch is None:
+                assert asha.fidelity_loss(other) == len(asha.rungs)
+                continue
+            sign = 1.0 if mode == "max" else -1.0
+            valid = [sign * v for v in asha._recorded[epoch].values() if not math.isnan(v)]
+            own = sign * asha._recorded[epoch][other]
+            expected = (len(asha.rungs) - 1 - asha.rungs.index(epoch)) + sum(v > own for v in valid) / len(valid)
+            assert asha.fidelity_loss(other) == expected
+        assert best_kept[-1] == min(ended, key=lambda t: (asha.fidelity_loss(t), t))

@@ -19,6 +19,7 @@ from its checkpoint), `out_of_memory` ends it with one (a trial error, told to t
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
@@ -53,16 +54,34 @@ class Simulation:
 
 
 class VirtualClock:
-    """Real time plus the waits skipped so far."""
+    """Real time plus the waits skipped so far; it stands still while the fake cluster itself works
+    (`frozen`): writing a fake job's files stands for work a real job does on its own node, at no
+    cost to the controller, so it must not count as time the controller left a slot empty."""
 
     def __init__(self) -> None:
         self.skipped = 0.0
+        self._frozen_at: float | None = None
 
     def now(self) -> float:
-        return time.monotonic() + self.skipped
+        return self._frozen_at if self._frozen_at is not None else time.monotonic() + self.skipped
 
     def advance_to(self, moment: float) -> None:
-        self.skipped += max(0.0, moment - self.now())
+        if self._frozen_at is not None:
+            self._frozen_at = max(self._frozen_at, moment)
+        else:
+            self.skipped += max(0.0, moment - self.now())
+
+    @contextlib.contextmanager
+    def frozen(self):
+        if self._frozen_at is not None:        # re-entrant (submit_many calls submit)
+            yield
+            return
+        self._frozen_at = self.now()
+        try:
+            yield
+        finally:
+            self.skipped = self._frozen_at - time.monotonic()
+            self._frozen_at = None
 
 
 class Landscape:
@@ -172,6 +191,10 @@ class SimulatedExecutor:
 
     # -------------------------------------------------------------- the Executor protocol
     def submit(self, spec: TrialSpec) -> Handle:
+        with self.clock.frozen():
+            return self._submit(spec)
+
+    def _submit(self, spec: TrialSpec) -> Handle:
         trial_dir = Path(spec.trial_dir)
         start = _checkpoint_epoch(trial_dir)
         until = spec.until_epoch if spec.until_epoch is not None else max(start, 1)
@@ -205,10 +228,15 @@ class SimulatedExecutor:
         return handle
 
     def submit_many(self, specs: list[TrialSpec]) -> list[Handle]:
-        return [self.submit(spec) for spec in specs]
+        with self.clock.frozen():
+            return [self._submit(spec) for spec in specs]
 
     def poll(self, handles: list[Handle]) -> list[Handle]:
         """The handles whose segments have ended by now; when none has, the clock jumps to the first end."""
+        with self.clock.frozen():
+            return self._poll(handles)
+
+    def _poll(self, handles: list[Handle]) -> list[Handle]:
         live = {id(h) for h in handles}
         while self._pending and (self._pending[0][2].job.done or id(self._pending[0][2]) not in live):
             heapq.heappop(self._pending)     # cancelled, or a handle the controller no longer watches

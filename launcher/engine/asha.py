@@ -28,6 +28,7 @@ for the DASHA preset. Ray's milestones at or beyond `max_t` never decide anythin
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import asdict, dataclass
 
@@ -106,6 +107,8 @@ class Asha:
         self._recorded: dict[int, dict[str, float]] = {epoch: {} for epoch in self.rungs}
         # trial_id -> (last rung epoch it reported at, the decision taken there)
         self._last: dict[str, tuple[int, str]] = {}
+        # rung epoch -> the valid values there, signed (bigger is better) and sorted: a rank is a bisection
+        self._ranked: dict[int, list[float]] = {epoch: [] for epoch in self.rungs}
 
     # -- the rule -------------------------------------------------------------------------------
 
@@ -145,9 +148,14 @@ class Asha:
         else:
             cutoff = self._signed_cutoff(epoch)  # computed before recording: earlier arrivals only
             decision = STOP if cutoff is not None and self._signed(value) < cutoff else CONTINUE
-        self._recorded[epoch][trial_id] = value
+        self._record(trial_id, epoch, value)
         self._last[trial_id] = (epoch, decision)
         return decision
+
+    def _record(self, trial_id: str, epoch: int, value: float) -> None:
+        self._recorded[epoch][trial_id] = value
+        if not math.isnan(value):
+            bisect.insort(self._ranked[epoch], self._signed(value))
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -190,9 +198,18 @@ class Asha:
         if epoch is None:
             return float(n_rungs)
         own = self._signed(self._recorded[epoch][trial_id])
-        valid = [self._signed(v) for v in self._recorded[epoch].values() if not math.isnan(v)]
-        quantile = sum(v > own for v in valid) / len(valid)
+        ranked = self._ranked[epoch]
+        quantile = (len(ranked) - bisect.bisect_right(ranked, own)) / len(ranked)    # strictly better / valid
         return (n_rungs - 1 - self.rungs.index(epoch)) + quantile
+
+    def fidelity_key(self, trial_id: str) -> tuple[int, float]:
+        """Orders trials as `fidelity_loss` does, and never changes once the trial ended: (rungs below the
+        top one its highest valid rung leaves, minus its signed value there). A higher rung wins, then a
+        better value (the quantile is strictly monotone in the value at one rung)."""
+        epoch = self.highest_rung(trial_id)
+        if epoch is None:
+            return (len(self.rungs), 0.0)
+        return (len(self.rungs) - 1 - self.rungs.index(epoch), -self._signed(self._recorded[epoch][trial_id]))
 
     def occupancy(self) -> dict[int, int]:
         """Rung epoch -> number of trials that reported there (failures included)."""
@@ -221,9 +238,9 @@ class Asha:
             raise ValueError(f"asha state was written with {state.get('config')}, not {asdict(config)}")
         asha = cls(config)
         for epoch_key, pairs in state["recorded"].items():
-            recorded = asha._recorded[asha._check_rung(int(epoch_key))]
+            epoch = asha._check_rung(int(epoch_key))
             for trial, value in pairs:
-                recorded[trial] = math.nan if value is None else float(value)
+                asha._record(trial, epoch, math.nan if value is None else float(value))
         for trial, (epoch, decision) in state["last"].items():
             if decision not in (CONTINUE, STOP, COMPLETE):
                 raise ValueError(f"asha state: unknown decision {decision!r} for trial {trial!r}")

@@ -1,6 +1,9 @@
 """Append-only event log of a sweep: the source of truth for what ran and what finished.
 
-One JSON object per line, written with one `write` and fsynced per event. A controller killed at
+One JSON object per line, written with one `write` per event, so a kill -9 never loses an event
+written (the page cache outlives the process). `fsync` (for a machine that loses power) is per event,
+or once per `batched()` region: the controller batches each loop round's events and syncs before it
+submits jobs, so an ask is on disk before its job exists. A controller killed at
 any moment leaves at most one torn last line (no newline at its end): readers ignore it, and the
 next controller cuts it off (`repair_tail`, kept aside in `journal.torn`) before it appends, so a
 new event never lands glued to half an old one. Any other line that is not a JSON event means the
@@ -11,6 +14,7 @@ Only the controller that holds the sweep folder's lock (`launcher.engine.lock`) 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -28,6 +32,8 @@ class JournalError(SpecError):
 class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._batching = 0
+        self._unsynced = False
 
     def append(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": time.time(), **fields}
@@ -35,9 +41,28 @@ class Journal:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if self._batching:
+                self._unsynced = True
+            else:
+                os.fsync(fd)
         finally:
             os.close(fd)
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Events appended inside are written at once and synced together when the region ends."""
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching and self._unsynced:
+                self._unsynced = False
+                fd = os.open(self.path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def repair_tail(self) -> int:
         """Cut a torn last line off (bytes after the last newline); returns how many bytes were cut.

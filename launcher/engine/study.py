@@ -84,6 +84,9 @@ class Study:
                                             num_workers=num_workers, seed=plan.optimizer_seed)
         self.trials: dict[str, TrialState] = {}
         self.asked = 0
+        # the best ended search trial so far and its key: an ended trial's key never changes, so the
+        # pick is kept as trials end (O(1) per event) instead of searched for on every progress line
+        self._best: tuple[tuple, TrialState] | None = None
         self.epochs_scheduled = 0
 
     # -- what runs next ---------------------------------------------------------------------------
@@ -184,13 +187,27 @@ class Study:
             return "complete", None, None
         if self.asha is None:
             trial.status = "complete"
+            self._ended(trial)
             return "complete", None, self._loss_without_asha(metrics, objective)
         value = metrics.get(objective, math.nan) if objective else math.nan
         decision = self.asha.report(trial.trial_id, until_epoch, float(value))
         if decision == "continue":
             return decision, self.asha.next_epoch(trial.trial_id), None
         trial.status = "complete" if decision == "complete" else "stopped"
+        self._ended(trial)
         return decision, None, self.asha.fidelity_loss(trial.trial_id)
+
+    def _ended(self, trial: TrialState) -> None:
+        if self.optimizer is None:
+            return
+        if self.asha is not None:
+            key = (*self.asha.fidelity_key(trial.trial_id), trial.trial_id)
+        else:
+            sign = 1.0 if self.plan.mode == "min" else -1.0
+            value = sign * trial.last_metrics.get(self.plan.objective, math.inf)
+            key = (value if not math.isnan(value) else math.inf, trial.trial_id)
+        if self._best is None or key < self._best[0]:
+            self._best = (key, trial)
 
     def _loss_without_asha(self, metrics: dict[str, float], objective: str | None) -> float | None:
         if self.optimizer is None or objective is None:
@@ -214,12 +231,6 @@ class Study:
         """The tuned study's pick, on validation only: with ASHA the best fidelity loss (highest
         rung reached, then rank there); without, the best objective. None for fixed studies,
         whose seeds are all reported."""
-        if self.optimizer is None:
+        if self.optimizer is None or self._best is None:
             return None
-        finished = [t for t in self.search_trials() if t.status in ("complete", "stopped")]
-        if not finished:
-            return None
-        if self.asha is not None:
-            return min(finished, key=lambda t: (self.asha.fidelity_loss(t.trial_id), t.trial_id))
-        sign = 1.0 if self.plan.mode == "min" else -1.0
-        return min(finished, key=lambda t: (sign * t.last_metrics.get(self.plan.objective, math.inf), t.trial_id))
+        return self._best[1]
