@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from launcher.report.model import Column, Document, Report, aggregates, as_document, t_interval
 
 if TYPE_CHECKING:
-    from launcher.report.plots import Figure
+    from launcher.report.drawing import Figure
 
 # Pretraining data of time-series foundation models run by this project, in observations (time points), with
 # the source. Keyed by method (or column) name; a published column takes `pretraining_observations` from its
@@ -276,7 +276,7 @@ def draw_figure1(source: Report | Document):
     notes it was drawn from; None when no section has a baseline."""
     from matplotlib.lines import Line2D
 
-    from launcher.report.plots import PALETTE, _new_figure
+    from launcher.report.drawing import PALETTE, new_figure
 
     doc = as_document(source)
     sections = [s for s in doc.sections if s.baseline]
@@ -287,7 +287,7 @@ def draw_figure1(source: Report | Document):
     panels = len(sections) + across
     rows, cols = (2, 2) if panels == 4 else (1, panels)
     width = max(8.0, 5.6 * cols)
-    fig = _new_figure(width, 4.6 * rows + 0.7)
+    fig = new_figure(width, 4.6 * rows + 0.7)
     for index, section in enumerate(sections):
         ax = fig.add_subplot(rows, cols, index + 1)
         mine = [p for p in points if p.domain == section.domain]
@@ -325,7 +325,7 @@ def draw_figure1(source: Report | Document):
 def figure_data_vs_improvement(source: Report | Document) -> Figure | None:
     """Figure 1 of the report: one panel per domain section, and one across domains when there are several;
     its notes name every column left out and why. It belongs to the one section, or to the whole report."""
-    from launcher.report.plots import Figure, _png
+    from launcher.report.drawing import Figure, png_bytes
 
     doc = as_document(source)
     drawn = draw_figure1(doc)
@@ -334,7 +334,7 @@ def figure_data_vs_improvement(source: Report | Document) -> Figure | None:
     fig, _, notes = drawn
     domain = doc.sections[0].domain if len(doc.sections) == 1 else "all"
     return Figure("report_figure1.png", "Figure 1: data used vs. improvement",
-                  _caption([s for s in doc.sections if s.baseline], len(doc.sections) > 1), _png(fig), notes,
+                  _caption([s for s in doc.sections if s.baseline], len(doc.sections) > 1), png_bytes(fig), notes,
                   domain=domain)
 
 

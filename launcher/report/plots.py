@@ -9,11 +9,11 @@
 """
 from __future__ import annotations
 
-import io
 import math
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from launcher.report.drawing import PALETTE, Figure, new_figure, png_bytes
 from launcher.report.figure1 import (
     FM_PRETRAINING,
     FM_PRETRAINING_UNKNOWN,
@@ -31,20 +31,6 @@ __all__ = ["FM_PRETRAINING", "FM_PRETRAINING_UNKNOWN", "PALETTE", "STANDARD_ROWS
            "data_used", "draw_figure1", "draw_per_task", "figure1_points", "figure_data_vs_improvement",
            "figure_per_task", "make_figures", "metric_range", "task_bars", "training_observations"]
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
-
-
-@dataclass
-class Figure:
-    filename: str
-    title: str
-    caption: str
-    png: bytes
-    notes: list[str] = field(default_factory=list)
-    domain: str = "forecasting"    # the report section it belongs to; "all": the whole report (several sections)
-
-
 @dataclass(frozen=True)
 class Bar:
     """One bar of a per-task figure: a cell's mean and its interval, clipped to the metric's range."""
@@ -54,22 +40,6 @@ class Bar:
     low: float | None              # None: no interval (one seed, or published)
     high: float | None
     clipped: bool                  # the t-interval reached past the metric's range
-
-
-def _png(fig) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _new_figure(width: float, height: float):
-    """A figure outside pyplot (no global state, no backend switch); the Agg canvas draws it."""
-    from matplotlib.figure import Figure as MplFigure
-
-    return MplFigure(figsize=(width, height), layout="constrained")
 
 
 def metric_range(report: Report, task: str, metric: Metric) -> tuple[float, float]:
@@ -103,7 +73,7 @@ def draw_per_task(report: Report):
     metric = report.metrics[0]
     columns, tasks = report.columns, report.tasks
     width = min(24.0, max(7.0, 0.22 * len(tasks) * max(1, len(columns)) + 3.0))
-    fig = _new_figure(width, 4.6)
+    fig = new_figure(width, 4.6)
     ax = fig.add_subplot()
     bar = 0.8 / max(1, len(columns))
     bars = task_bars(report)
@@ -149,7 +119,7 @@ def figure_per_task(report: Report) -> Figure:
                     + ", ".join(f"{c} on {t}" for t, c in clipped[:6]) + (", ..." if len(clipped) > 6 else "") + ").")
     return Figure("report_tasks.png" if forecasting else f"report_{report.domain}_tasks.png",
                   f"{metric.label} per task" if forecasting else f"{report.info.title}: {metric.label} per task",
-                  caption, _png(fig), domain=report.domain)
+                  caption, png_bytes(fig), domain=report.domain)
 
 
 def make_figures(report: Report | Document) -> list[Figure]:
