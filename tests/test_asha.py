@@ -265,3 +265,21 @@ def test_fidelity_loss_by_bisection_and_the_kept_best_equal_the_definition(mode,
             expected = (len(asha.rungs) - 1 - asha.rungs.index(epoch)) + sum(v > own for v in valid) / len(valid)
             assert asha.fidelity_loss(other) == expected
         assert best_kept[-1] == min(ended, key=lambda t: (asha.fidelity_loss(t), t))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_sorted_percentile_is_bit_identical_to_numpy(seed):
+    """The cutoff is kept in O(1) from the sorted rung; a decision replayed from the journal must be
+    the one taken live, so the value must equal np.nanpercentile's to the last bit (ties, NaN-free
+    values of any magnitude and sign, every eta)."""
+    from launcher.engine.asha import sorted_percentile
+
+    rng = random.Random(seed)
+    for _ in range(200):
+        n = rng.randint(1, 60)
+        pool = [rng.uniform(-1e3, 1e3) for _ in range(4)] + [rng.gauss(0, 1e-6) for _ in range(4)]
+        values = [rng.choice(pool) if rng.random() < 0.5 else rng.uniform(-5, 5) for _ in range(n)]
+        for eta in (2, 3, 4, 5, 7):
+            q = (1 - 1 / eta) * 100
+            expected = float(np.nanpercentile(values + [math.nan] * rng.randint(0, 3), q))
+            assert sorted_percentile(sorted(values), q) == expected

@@ -32,8 +32,6 @@ import bisect
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 CONTINUE = "continue"
 STOP = "stop"
 COMPLETE = "complete"
@@ -97,6 +95,22 @@ DASHA_PRESET = AshaPreset(
 PRESETS: dict[str, AshaPreset] = {"dasha": DASHA_PRESET}
 
 
+def sorted_percentile(ranked: list[float], q: float) -> float:
+    """`np.nanpercentile(values, q)` (method "linear") of values already sorted, without NaN, in O(1):
+    numpy's own arithmetic step by step (virtual index (n-1)*q/100, its floor, and numpy's two-sided
+    lerp), so the result is bit-identical and journalled decisions replay exactly
+    (tests/test_asha.py checks it against numpy)."""
+    n = len(ranked)
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        return float(ranked[-1])
+    below = math.floor(virtual)
+    low, high = ranked[below], ranked[below + 1]
+    gamma = virtual - below
+    diff = high - low
+    return float(high - diff * (1 - gamma)) if gamma >= 0.5 else float(low + diff * gamma)
+
+
 class Asha:
     """The rung records of one sweep and the decisions taken from them."""
 
@@ -117,10 +131,10 @@ class Asha:
         return value if self.config.mode == "max" else -value
 
     def _signed_cutoff(self, epoch: int) -> float | None:
-        earlier = [self._signed(v) for v in self._recorded[epoch].values()]
-        if not earlier or all(math.isnan(v) for v in earlier):
-            return None  # nothing to compare with yet: the arrival passes
-        return float(np.nanpercentile(earlier, (1 - 1 / self.config.eta) * 100))
+        ranked = self._ranked[epoch]
+        if not ranked:
+            return None  # nothing to compare with yet (or only failures): the arrival passes
+        return sorted_percentile(ranked, (1 - 1 / self.config.eta) * 100)
 
     def cutoff(self, epoch: int) -> float | None:
         """The value the next arrival at `epoch` must match or beat, in the metric's own units."""

@@ -40,6 +40,8 @@ class Recovery:
         owner: dict[str, Study] = {}
         ingest_round: list[str] = []    # trials of the last ingest round not yet ingested
         events = 0
+        for study in self.studies.values():
+            study.begin_replay()
         for event in self.journal.replay():
             events += 1
             kind = event["event"]
@@ -89,6 +91,8 @@ class Recovery:
                     trial.failed_at = event["until_epoch"]
                     study.tell(trial, event["loss"])
                     self.counts["failed"] += 1
+        for study in self.studies.values():      # optimizers rebuilt only for studies that ask again
+            study.end_replay()
         # Killed between the final asks of one study: ask the rest now, as the next events would have.
         for study in self.studies.values():
             if study.final_trials():

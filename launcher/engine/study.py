@@ -87,6 +87,10 @@ class Study:
         # the best ended search trial so far and its key: an ended trial's key never changes, so the
         # pick is kept as trials end (O(1) per event) instead of searched for on every progress line
         self._best: tuple[tuple, TrialState] | None = None
+        # While the journal is replayed: the optimizer's asks and tells, in order, played into it only at
+        # the end and only if the study will ask again (a study done asking never consults it: a resume
+        # of a long sweep does not rebuild the optimizers of its finished studies)
+        self._replayed: list[tuple[str, TrialState, Any]] | None = None
         self.epochs_scheduled = 0
 
     # -- what runs next ---------------------------------------------------------------------------
@@ -108,16 +112,42 @@ class Study:
             candidate, params = None, dict(self.plan.fixed_params)
         return self._add(trial_id, params, candidate)
 
+    def begin_replay(self) -> None:
+        self._replayed = []
+
     def replay_ask(self, trial_id: str, params: dict[str, Any]) -> TrialState:
-        """Rebuild an ask from the journal: the optimizer asks again (same seed, same history),
-        and the journalled configuration wins if the two ever differ."""
-        candidate = None
-        if self.optimizer is not None:
-            candidate = self.optimizer.ask()
-            searched = {k: params[k] for k in self.plan.space.names}
-            if self.plan.space.sample_to_params(candidate.value) != searched:
-                candidate = self.optimizer.parametrization.spawn_child(new_value=searched)
-        return self._add(trial_id, params, candidate)
+        """Rebuild an ask from the journal. The optimizer's side is deferred to `end_replay`."""
+        trial = self._add(trial_id, params, None)
+        if self._replayed is not None:
+            self._replayed.append(("ask", trial, None))
+        else:
+            trial.candidate = self._optimizer_replay_ask(params)
+        return trial
+
+    def _optimizer_replay_ask(self, params: dict[str, Any]) -> Any:
+        """The optimizer asks again (same seed, same history); the journalled configuration wins if the
+        two ever differ."""
+        if self.optimizer is None:
+            return None
+        candidate = self.optimizer.ask()
+        searched = {k: params[k] for k in self.plan.space.names}
+        if self.plan.space.sample_to_params(candidate.value) != searched:
+            candidate = self.optimizer.parametrization.spawn_child(new_value=searched)
+        return candidate
+
+    def end_replay(self) -> bool:
+        """The journal is replayed: the optimizer gets its asks and tells in their journal order (the
+        very state an uninterrupted run has) if the study asks again; else it is never used. Returns
+        whether it was rebuilt."""
+        log, self._replayed = self._replayed or [], None
+        if self.optimizer is None or not self.can_ask():
+            return False
+        for kind, trial, loss in log:
+            if kind == "ask":
+                trial.candidate = self._optimizer_replay_ask(trial.params)
+            else:
+                self.tell(trial, loss)
+        return True
 
     def _add(self, trial_id: str, params: dict[str, Any], candidate: Any) -> TrialState:
         if self.optimizer is None:       # fixed parameters: one trial per seed
@@ -223,6 +253,9 @@ class Study:
         return math.inf
 
     def tell(self, trial: TrialState, loss: float | None) -> None:
+        if self._replayed is not None:
+            self._replayed.append(("tell", trial, loss))
+            return
         if self.optimizer is not None and loss is not None and trial.candidate is not None:
             self.optimizer.tell(trial.candidate, loss if math.isfinite(loss) else 1e12)
 
