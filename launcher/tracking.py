@@ -1,7 +1,7 @@
-"""MLflow, written by one process only: the controller.
+"""MLflow, written by one process only: the controller's tracking writer (engine/tracking_writer.py).
 
 Trial jobs never open the tracking store (no SQLite locks, no migration races, no lost points);
-they write an outbox that the controller copies in. Layout: one experiment per sweep; a sweep
+they write an outbox that the writer copies in. Layout: one experiment per sweep; a sweep
 run; a run per study (task x method) as its child; a run per trial as the study run's child,
 created at submit time so that a requeued job keeps the same run.
 """

@@ -1,12 +1,12 @@
-"""The sweep's MLflow runs, written by the controller alone: sweep -> study -> trial runs.
+"""The sweep's MLflow runs, written by the controller's tracking writer alone: sweep -> study -> trial runs.
 
-Every write here can be repeated without changing what MLflow holds, because a controller killed
-between an MLflow write and the journal event that records it does the write again on resume:
+Every write here can be repeated without changing what MLflow holds, because a writer killed between
+an MLflow write and the watermark that records it does the write again at its next start:
 outbox points carry their own timestamps, a segment's final metrics are stamped with the time its
 result file was written, params and tags are set to the same values. A (run, key, step) is never
 logged twice with different timestamps.
 
-The journal is the source of truth. `rebuild` recreates runs the store lost (a deleted
+The journal is the source of truth. The writer recreates runs the store lost (a deleted
 `mlflow.db`, a run removed by hand) from the journal's history and the trial folders.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ OUTBOX = "outbox.jsonl"
 
 
 class Outbox:
-    """Append-only JSONL of reported steps; the controller copies new lines into MLflow.
+    """Append-only JSONL of reported steps; the controller's tracking writer copies new lines into MLflow.
 
     Steps only grow: a job requeued after preemption may report an epoch again (it was killed between
     its checkpoint and its report, or it re-announces the restored epoch); such repeats are dropped here,

@@ -8,7 +8,7 @@ subclass of `Method` / `EpochMethod` named by import path (`my_pkg.fm:MyMethod`)
 
 A method runs inside a trial job. It gets the loaded task, its resolved parameters (validated by
 `launcher.spec` against `params`) and a `report` callback that appends one line to the trial's outbox
-(the controller copies those lines into MLflow). It returns a `MethodResult`.
+(the controller's tracking writer copies those lines into MLflow). It returns a `MethodResult`.
 """
 from __future__ import annotations
 
