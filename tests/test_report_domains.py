@@ -248,3 +248,35 @@ def test_metric_option_shows_one_metric_for_every_classification_task(cls):
     assert literature.row_label("H3") == "H3 (MCC)" and literature.metrics[0].name == "test_score"
     with pytest.raises(SpecError, match="unknown report metric"):
         load_document(cls, metric="auc")
+
+
+def test_a_reference_protocol_column_gets_its_leaky_twin_and_says_its_metric(tmp_path):
+    """DASHA `protocol: reference` runs also record the test score at the best-TEST epoch: the report puts
+    those numbers in a LEAKY column beside the validation-selected ones (the selection effect read off the
+    table), at no extra cost, and says the runs' test_score is MCC where the row's metric is F1."""
+    from mlflow.tracking import MlflowClient
+
+    folder = make_classification_sweep(tmp_path / "ref", "ref", ["prom_300_tata", "H3"],
+                                       [r for r in RUNS if r[0] in ("prom_300_tata", "H3")])
+    client = MlflowClient(default_uri(folder))
+    experiment = client.get_experiment_by_name("ref").experiment_id
+    leaky = {}
+    for run in client.search_runs([experiment], "tags.`launcher.column` = 'dasha' and tags.`launcher.selected` = 'true'"):
+        task, seed = run.data.tags["launcher.task"], int(run.data.tags["launcher.seed"])
+        value = run.data.metrics["test_score"] + 0.01 * (seed + 1)
+        leaky.setdefault(task, {})[seed] = value
+        client.log_metric(run.info.run_id, "test_score_testselected_leaky", value)
+        client.log_param(run.info.run_id, "chosen.score_metric", "mcc")
+    doc = load_document(folder)
+    genomics = doc.sections[0]
+    twin = "dasha · test-selected (LEAKY)"
+    assert [c.name for c in genomics.columns] == ["backbone", "dasha", twin, "finetune"]
+    for task in ("prom_300_tata", "H3"):
+        assert sorted(genomics.cell("test_score", task, twin).values) == sorted(leaky[task].values())
+        assert genomics.cell("test_score", task, "dasha").values == [r[3] for r in RUNS if r[0] == task
+                                                                     and r[1] == "dasha" and r[5].get("tags")]
+    assert genomics.costs[twin].job_seconds == 0 < genomics.costs["dasha"].job_seconds
+    assert any("LEAKY" in note for note in genomics.notes[twin])
+    said = " ".join(genomics.notes["dasha"])
+    assert "prom_300_tata is mcc (protocol reference), not the row's f1" in said and "on H3" not in said
+    assert twin in render_markdown(doc)

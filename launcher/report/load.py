@@ -52,10 +52,12 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
     for task, _ in expected:
         domain_of.setdefault(task, "forecasting")
     metrics_of = {t: domain_metrics(domain_of[t], metric) for t in domain_of}
+    literature_rows = metric is None       # (`metric` names a loop variable below)
     cells = {(m.name, t, c): Cell() for t, c in expected for m in metrics_of[t]}
     keys = {(domain_of[t], c) for t, c in expected}        # per (domain, column): size, notes and cost
     params, notes, costs = ({k: set() for k in keys}, {k: set() for k in keys}, {k: Cost() for k in keys})
     task_metrics: dict[str, str] = {}
+    leaky: dict[tuple[str, str, str], list[float]] = {}     # (metric, task, column) -> test-selected values
     state = _state(folder)
     tracker = Tracker(recorded_uri(spec, folder), spec["name"])
     for run in tracker.runs(kind="trial"):
@@ -83,9 +85,18 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
         named = tags.get("launcher.metric") or run.data.params.get("metric")     # the run's own word, if any
         if named and task not in task_metrics:
             task_metrics[task] = named
+        scored = run.data.params.get("chosen.score_metric")         # DASHA protocol reference: MCC everywhere
+        literature = registry_task_metric(task, domain_of[task]) if domain_of[task] != "forecasting" else None
+        if counted and scored and literature and scored != literature and literature_rows:
+            notes[key].add(f"test_score on {task} is {scored} (protocol reference), not the row's {literature}")
+        if counted:
+            for m in metrics_of[task]:
+                if f"{m.name}_testselected_leaky" in metrics:
+                    leaky.setdefault((m.name, task, column), []).append(float(metrics[f"{m.name}_testselected_leaky"]))
         if counted:
             params[key].update([int(metrics["n_parameters"])] if "n_parameters" in metrics else [])
             notes[key].update(filter(None, tags.get("launcher.notes", "").split(" | ")))
+    _add_leaky_columns(leaky, columns, expected, cells, metrics_of, domain_of, params, notes, costs)
     running = state in ("unfinished", "paused")
     for (_, task, column), cell in cells.items():
         arm, trials = expected[(task, column)]
@@ -97,6 +108,35 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
             "columns": columns, "cells": cells, "params": params, "notes": notes, "costs": costs,
             "task_metrics": task_metrics, "baseline": (spec.get("report") or {}).get("baseline"),
             "task_sets": {c: {t for t, col in expected if col == c} for c in columns}}
+
+
+LEAKY_SUFFIX = " · test-selected (LEAKY)"
+
+
+def _add_leaky_columns(leaky, columns, expected, cells, metrics_of, domain_of, params, notes, costs) -> None:
+    """Runs that also recorded their test score at the best-TEST epoch (DASHA `protocol: reference`, the
+    authors' selection) get a column of those numbers beside their own, so the test-selection effect is
+    read off the table; it is labelled LEAKY and costs nothing extra (the same runs)."""
+    owners = list(dict.fromkeys(c for _, _, c in leaky))
+    ordered = {}
+    for name, identity in columns.items():       # each twin right after its column
+        ordered[name] = identity
+        if name in owners:
+            ordered[name + LEAKY_SUFFIX] = identity
+    columns.clear()
+    columns.update(ordered)
+    for column in owners:
+        twin = column + LEAKY_SUFFIX
+        for (task, owner), plan in list(expected.items()):
+            if owner != column:
+                continue
+            expected[(task, twin)] = plan
+            for m in metrics_of[task]:
+                cells[(m.name, task, twin)] = Cell(list(leaky.get((m.name, task, column), [])))
+            key, own = (domain_of[task], twin), (domain_of[task], column)
+            params[key], costs[key] = set(params[own]), Cost()
+            notes[key] = {"LEAKY: the test score at the epoch with the best TEST score, of the same final runs "
+                          f"as `{column}` (the reference code's checkpoint selection); its cost is {column}'s"}
 
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "sweeps" / "reference"
