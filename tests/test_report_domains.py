@@ -273,6 +273,7 @@ def test_a_reference_protocol_column_gets_its_leaky_twin_and_says_its_metric(tmp
     assert [c.name for c in genomics.columns] == ["backbone", "dasha", twin, "finetune"]
     for task in ("prom_300_tata", "H3"):
         assert sorted(genomics.cell("test_score", task, twin).values) == sorted(leaky[task].values())
+        assert genomics.cell("test_score_last", task, twin).values == genomics.cell("test_score_last", task, "dasha").values
         assert genomics.cell("test_score", task, "dasha").values == [r[3] for r in RUNS if r[0] == task
                                                                      and r[1] == "dasha" and r[5].get("tags")]
     assert genomics.costs[twin].job_seconds == 0 < genomics.costs["dasha"].job_seconds

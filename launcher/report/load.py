@@ -132,7 +132,10 @@ def _add_leaky_columns(leaky, columns, expected, cells, metrics_of, domain_of, p
                 continue
             expected[(task, twin)] = plan
             for m in metrics_of[task]:
-                cells[(m.name, task, twin)] = Cell(list(leaky.get((m.name, task, column), [])))
+                values = leaky.get((m.name, task, column))
+                if values is None and m.name.endswith("_last"):    # no selection at the last epoch: the same
+                    values = cells[(m.name, task, column)].values
+                cells[(m.name, task, twin)] = Cell(list(values or []))
             key, own = (domain_of[task], twin), (domain_of[task], column)
             params[key], costs[key] = set(params[own]), Cost()
             notes[key] = {"LEAKY: the test score at the epoch with the best TEST score, of the same final runs "
