@@ -172,6 +172,7 @@ class SimulatedExecutor:
         self.clock = VirtualClock()
         self.landscape = Landscape(simulation.curves)
         self._pending: list[tuple[float, int, Handle]] = []     # heap of (ends_at, order, handle)
+        self._ended: dict[int, Handle] = {}                      # ended, and still watched by the controller
         self._order = 0
         self._attempts: dict[tuple[str, int | None], int] = {}
         # Occupancy: slot-seconds spent running segments, and slot-seconds of the waits the clock skipped
@@ -238,16 +239,19 @@ class SimulatedExecutor:
 
     def _poll(self, handles: list[Handle]) -> list[Handle]:
         live = {id(h) for h in handles}
+        # Like a real scheduler, an ended job stays ended until the controller stops watching it (it may
+        # ingest only part of what ended in one round and poll again for the rest).
+        ended = [h for key, h in self._ended.items() if key in live]
+        self._ended = {id(h): h for h in ended}
         while self._pending and (self._pending[0][2].job.done or id(self._pending[0][2]) not in live):
             heapq.heappop(self._pending)     # cancelled, or a handle the controller no longer watches
         if not self._pending:
-            return []
-        if self._pending[0][0] > self.clock.now():
+            return ended
+        if not ended and self._pending[0][0] > self.clock.now():
             wait = self._pending[0][0] - self.clock.now()
             if self.workers:
                 self.idle_without_work += max(0, self.workers - len(handles)) * wait
             self.clock.advance_to(self._pending[0][0])
-        ended = []
         now = self.clock.now()
         while self._pending and self._pending[0][0] <= now:
             _, _, handle = heapq.heappop(self._pending)
@@ -255,6 +259,7 @@ class SimulatedExecutor:
                 continue
             self._finish(handle.job)
             ended.append(handle)
+            self._ended[id(handle)] = handle
         return ended
 
     def outcome(self, handle: Handle) -> Outcome:

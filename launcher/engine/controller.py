@@ -273,43 +273,8 @@ class Controller(Recovery):
         self._adopt_orphans(executor)
         progress = Progress(self.studies, self.counts)
         try:
-            while True:
-                stop.check()            # a signal swallowed by a finalizer still stops the sweep
-                self.lock.heartbeat()
-                batch = []
-                with self.journal.batched():     # the round's asks synced once, before any of their jobs exists
-                    while len(self.live) + len(batch) < self.spec.executor.workers:
-                        work = self._next_work()
-                        if work is None:
-                            break
-                        spec = self._prepare(*work)
-                        if spec is not None:
-                            batch.append((*work, spec))
-                with self.journal.batched():
-                    self._submit_batch(executor, batch)
-                if not self.live:
-                    break
-                self.restore_only = None
-                polled = executor.poll([item.handle for item in self.live if item.ready is None]) \
-                    if any(item.ready is None for item in self.live) else []
-                polled_ids = {id(handle) for handle in polled}
-                ended = [item for item in self.live if item.ready is not None or id(item.handle) in polled_ids]
-                # A round ingests at most INGEST_ROUND segments before the slots are refilled: when a
-                # thousand end together, the first freed slots do not wait for the last one's ingest.
-                # The rest stay live, ended: the next poll returns them again.
-                ended = ended[:INGEST_ROUND]
-                with self.journal.batched():
-                    if ended:
-                        self.journal.append("ingesting", trial_ids=[item.trial.trial_id for item in ended])
-                        ended_ids = {id(item) for item in ended}
-                        self.live = [item for item in self.live if id(item) not in ended_ids]
-                    for item in ended:       # in submission order: the same order on every replay
-                        outcome = item.ready or executor.outcome(item.handle)
-                        self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome,
-                                     item.handle.job_id if item.handle is not None else "recovered")
-                progress.show(len(self.live), len(self.queue), ended[-1].trial.study if ended else None)
-                if not ended:
-                    time.sleep(executor.poll_seconds)
+            with self.journal.batched():      # events written at once, synced before submissions and waits
+                self._rounds(executor, progress)
         finally:
             progress.close()
             for item in self.live:     # interrupted: leave no orphan processes behind
@@ -322,6 +287,45 @@ class Controller(Recovery):
         self._finish_studies()
         self.journal.append("sweep_finished", **self.counts)
         return {**self._summary(), "paused": False}
+
+    def _rounds(self, executor, progress: Progress) -> None:
+        while True:
+            stop.check()            # a signal swallowed by a finalizer still stops the sweep
+            self.lock.heartbeat()
+            batch = []
+            while len(self.live) + len(batch) < self.spec.executor.workers:
+                work = self._next_work()
+                if work is None:
+                    break
+                spec = self._prepare(*work)
+                if spec is not None:
+                    batch.append((*work, spec))
+            if batch:
+                self.journal.sync()          # the round's asks are on disk before any of their jobs exists
+                self._submit_batch(executor, batch)
+            if not self.live:
+                return
+            self.restore_only = None
+            polled = executor.poll([item.handle for item in self.live if item.ready is None]) \
+                if any(item.ready is None for item in self.live) else []
+            polled_ids = {id(handle) for handle in polled}
+            ended = [item for item in self.live if item.ready is not None or id(item.handle) in polled_ids]
+            # A round ingests at most INGEST_ROUND segments before the slots are refilled: when a thousand
+            # end together, the first freed slots do not wait for the last one's ingest. The rest stay
+            # live, ended: the next poll returns them again.
+            ended = ended[:INGEST_ROUND]
+            if ended:
+                self.journal.append("ingesting", trial_ids=[item.trial.trial_id for item in ended])
+                ended_ids = {id(item) for item in ended}
+                self.live = [item for item in self.live if id(item) not in ended_ids]
+            for item in ended:       # in submission order: the same order on every replay
+                outcome = item.ready or executor.outcome(item.handle)
+                self._ingest(self.studies[item.trial.study], item.trial, item.until_epoch, outcome,
+                             item.handle.job_id if item.handle is not None else "recovered")
+            progress.show(len(self.live), len(self.queue), ended[-1].trial.study if ended else None)
+            if not ended:
+                self.journal.sync()
+                time.sleep(executor.poll_seconds)
 
     def _summary(self) -> dict:
         trials = sum(len(s.trials) for s in self.studies.values())

@@ -2,8 +2,9 @@
 
 One JSON object per line, written with one `write` per event, so a kill -9 never loses an event
 written (the page cache outlives the process). `fsync` (for a machine that loses power) is per event,
-or once per `batched()` region: the controller batches each loop round's events and syncs before it
-submits jobs, so an ask is on disk before its job exists. A controller killed at
+or deferred inside a `batched()` region: the controller's loop syncs before it submits jobs (an ask is
+on disk before its job exists) and before it waits, so a power loss costs at most the events of the
+round in progress (re-done on resume). A controller killed at
 any moment leaves at most one torn last line (no newline at its end): readers ignore it, and the
 next controller cuts it off (`repair_tail`, kept aside in `journal.torn`) before it appends, so a
 new event never lands glued to half an old one. Any other line that is not a JSON event means the
@@ -50,19 +51,24 @@ class Journal:
 
     @contextlib.contextmanager
     def batched(self) -> Iterator[None]:
-        """Events appended inside are written at once and synced together when the region ends."""
+        """Events appended inside are written at once and synced by `sync()` or when the region ends."""
         self._batching += 1
         try:
             yield
         finally:
             self._batching -= 1
-            if not self._batching and self._unsynced:
-                self._unsynced = False
-                fd = os.open(self.path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            if not self._batching:
+                self.sync()
+
+    def sync(self) -> None:
+        """fsync what was appended since the last sync (nothing to do if nothing was)."""
+        if self._unsynced:
+            self._unsynced = False
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def repair_tail(self) -> int:
         """Cut a torn last line off (bytes after the last newline); returns how many bytes were cut.
