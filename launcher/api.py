@@ -121,6 +121,9 @@ def _run_locked(spec: SweepSpec, retry_failed: bool, print_report: bool) -> Outc
     from launcher.tracking import sweep_uri
 
     markdown = write_report(folder)
+    from launcher.engine.tracking_writer import log_sweep_artifacts
+
+    log_sweep_artifacts(spec, sorted(folder.glob("report*")))
     if print_report:
         print(markdown)
     store = sweep_uri(spec)

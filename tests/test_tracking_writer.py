@@ -135,3 +135,33 @@ def test_a_writer_that_died_anywhere_is_redone_to_the_same_store(write_sweep, tm
     assert store(out) == before
     applied = [json.loads(line) for line in record.read_text().splitlines() if '"applied"' in line]
     assert applied[-1]["offset"] == len((out / "journal.jsonl").read_bytes())
+
+
+def test_the_study_run_holds_the_report_cell_and_the_sweep_run_the_files(write_sweep, tmp_path):
+    """A tuned study with final retrains over two seeds: its MLflow run's test metrics are the report's
+    cells (the mean over the retrains), and the sweep run carries the sweep file, its record and the
+    report files as artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    from launcher.report import load_document
+
+    out = tmp_path / "out"
+    text = SWEEP.format(out=out).replace("seeds: [0]", "seeds: [0, 1]").replace(
+        "  scheduler:", "  final_epochs: 3\n  scheduler:")
+    path = write_sweep(text)
+    assert main(["sweep", str(path)]) == 0
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("writer").experiment_id
+    (study,) = client.search_runs([experiment], "tags.`launcher.kind` = 'study'")
+    section = load_document(out).sections[0]
+    column = section.columns[0].name
+    for metric in ("test_mse", "test_mae"):
+        cell = section.cell(metric, "ETTh1-96", column)
+        assert len(cell.values) == 2 and study.data.metrics[metric] == pytest.approx(cell.mean, rel=1e-12)
+    assert study.data.metrics["selected_runs"] == 2
+    (sweep_run,) = client.search_runs([experiment], "tags.`launcher.kind` = 'sweep'")
+    files = {a.path for folder in ("sweep", "report") for a in client.list_artifacts(sweep_run.info.run_id, folder)}
+    assert {f"sweep/{path.name}", "sweep/sweep.json", "report/report.md", "report/report.csv",
+            "report/report.html"} <= files and any(f.endswith(".png") for f in files)
+    fetched = client.download_artifacts(sweep_run.info.run_id, "report/report.md", str(tmp_path))
+    assert Path(fetched).read_text() == (out / "report.md").read_text()

@@ -47,6 +47,16 @@ INGEST_ROUND = 32
 WRITER_GRACE_S = 10.0      # a stopped controller waits this long for MLflow to catch up with the journal
 
 
+def _mean_metrics(trials: list[TrialState]) -> dict[str, float]:
+    """The study's result as the report shows it: each test_* / best_val* metric averaged over the
+    selected runs (its final retrains over seeds, or its best trial), with the number of seeds."""
+    keys = [k for k in trials[0].last_metrics if k.startswith(("test_", "best_val"))
+            and all(k in t.last_metrics for t in trials)]
+    picked = {k: sum(float(t.last_metrics[k]) for t in trials) / len(trials) for k in keys}
+    picked["selected_runs"] = float(len(trials))
+    return picked
+
+
 class Controller(Recovery):
     def __init__(self, spec: SweepSpec, *, echo: Callable[[str], None] = print, retry_failed: bool = False):
         self.spec = spec
@@ -221,9 +231,10 @@ class Controller(Recovery):
             fields = {"best": None, "selected": finals, "status": "FINISHED" if complete and study.trials else "FAILED"}
             if best is not None:
                 result = self._trial_dir(best) / result_name(best.epochs_done or None)
-                fields.update(best=best.trial_id, selected=finals or [best.trial_id],
-                              picked={k: v for k, v in best.last_metrics.items() if k.startswith(("test_", "best_val"))},
-                              picked_time=result_time(result, 0.0), selected_params=best.params)
+                selected = [study.trials[t] for t in finals] or [best]
+                fields.update(best=best.trial_id, selected=[t.trial_id for t in selected],
+                              picked=_mean_metrics(selected), picked_time=result_time(result, 0.0),
+                              selected_params=best.params)
             self.journal.append("study_finished", study=name, **fields)
 
     def _start(self) -> int:

@@ -275,6 +275,24 @@ class TrackingWriter:
         return total
 
 
+def log_sweep_artifacts(spec: SweepSpec, files: list[Path]) -> int:
+    """The sweep run gets the sweep file, its record and the report (md, csv, html, figures) as artifacts,
+    so MLflow alone holds what was asked and what came out. Called after the writer has caught up (the
+    files go to the artifact store, no run's data changes). Returns the files logged."""
+    out = Path(spec.out)
+    run_ids = {e["name"]: e["run_id"] for _, e in _objects(out / RECORD) if e.get("event") == "run_created"}
+    if "sweep" not in run_ids:
+        return 0
+    tracker = Tracker(sweep_uri(spec), spec.name, artifact_root=out / "mlartifacts")
+    logged = 0
+    for path in [spec.source, out / "sweep.json", *files]:
+        if Path(path).is_file():
+            folder = "report" if Path(path).parent == out and Path(path).name.startswith("report") else "sweep"
+            tracker.client.log_artifact(run_ids["sweep"], str(path), folder)
+            logged += 1
+    return logged
+
+
 def _objects(path: Path):
     try:
         data = Path(path).read_bytes()
