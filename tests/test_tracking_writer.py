@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from launcher.__main__ import main
+from tests.test_sweep_folder_safety import family
 
 SWEEP = """
 name: writer
@@ -52,13 +53,7 @@ def store(out: Path) -> dict:
 
 
 def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
+    return family(pid)[1:]
 
 
 def state(pid: int) -> str | None:
