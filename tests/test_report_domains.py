@@ -281,3 +281,18 @@ def test_a_reference_protocol_column_gets_its_leaky_twin_and_says_its_metric(tmp
     said = " ".join(genomics.notes["dasha"])
     assert "prom_300_tata is mcc (protocol reference), not the row's f1" in said and "on H3" not in said
     assert twin in render_markdown(doc)
+
+
+def test_a_published_nt_number_sits_on_the_row_of_its_gue_stand_in_labelled_as_such(genomics_only, tmp_path):
+    ref = tmp_path / "nt.yaml"
+    ref.write_text("source:\n  citation: \"Doe et al. NT table. 2024, Table 2.\"\nprotocol: \"NT benchmark\"\n"
+                   "entries:\n  - name: SomeFM\n    kind: fine-tuned FM\n    results:\n"
+                   "      promoter_tata: {test_score: 0.9}\n      H3: {test_score: 0.8}\n")
+    doc = load_document(genomics_only, [ref])
+    (genomics,) = doc.sections
+    assert genomics.tasks == ["prom_300_tata"]
+    assert genomics.cell("test_score", "prom_300_tata", "published: SomeFM").values == [0.9]
+    (note,) = genomics.notes["published: SomeFM"]
+    assert "prom_300_tata" in note and "promoter_tata" in note and "stand-in" in note
+    assert any("H3" in remark for remark in doc.remarks)            # not a row of this report: said, not shown
+    assert not any("promoter_tata)" in remark or "promoter_tata," in remark for remark in doc.remarks)

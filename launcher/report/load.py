@@ -145,9 +145,20 @@ def _add_leaky_columns(leaky, columns, expected, cells, metrics_of, domain_of, p
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "sweeps" / "reference"
 
 
+def stands_in_for(task: str) -> str | None:
+    """The published task a report task stands in for (GUE prom_300_tata for NT promoter_tata), if any."""
+    from tasks.genomics import GENOMICS_TASKS
+
+    info = GENOMICS_TASKS.get(task)
+    return getattr(info, "substitute_for", None)
+
+
 def _reference_files(references: Sequence[Path | str], tasks: set[str]) -> list[Path]:
-    """The files asked for; "all" stands for every file in sweeps/reference/ with at least one of `tasks`."""
+    """The files asked for; "all" stands for every file in sweeps/reference/ with at least one of `tasks`
+    (or of the published tasks they stand in for)."""
     import yaml
+
+    tasks = tasks | {stand for stand in map(stands_in_for, tasks) if stand}
 
     files: list[Path] = []
     for ref in references:
@@ -297,21 +308,28 @@ def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (
     if chosen and any(s.domain != "forecasting" for s in sections):
         remarks.append(f"Genomics and satellite cells show test {chosen} for every task (--metric {chosen}), not "
                        f"each task's literature metric; multi-label tasks (average precision) have none.")
+    published_as = {t: stands_in_for(t) for t in tasks}     # a row's task -> the published task it stands in for
     for ref in refs:
         column = Column(f"published: {ref.name}", ref.name, f"published ({ref.kind})", reference=ref)
-        outside = sorted(set(ref.results) - set(tasks))
+        outside = sorted(set(ref.results) - set(tasks) - set(published_as.values()))
         if outside:
             remarks.append(f"`{column.name}` also publishes {len(outside)} task(s) outside this report's rows "
                            f"({', '.join(outside)}): not shown.")
         for section in sections:   # in each section with one of its tasks (a forecasting-only report: always)
-            if not set(ref.results) & set(section.tasks) and len(sections) > 1:
+            source_of = {t: t if t in ref.results else published_as.get(t) for t in section.tasks}
+            if not {s for s in source_of.values() if s in ref.results} and len(sections) > 1:
                 continue
             section.columns.append(column)
             section.references.append(ref)
             section.n_parameters[column.name], section.notes[column.name] = set(), set()
             for task in section.tasks:
+                source = source_of[task]
+                if source != task and source in ref.results:
+                    section.notes[column.name].add(
+                        f"{task}: the published number is for {source}, which this row's task stands in for "
+                        "(another dataset of the same source: a stand-in, not the same test set)")
                 for m in section.metrics:
-                    value = ref.results.get(task, {}).get(m.name)
+                    value = ref.results.get(source, {}).get(m.name) if source else None
                     cells[(m.name, task, column.name)] = Cell([] if value is None else [value], published=True)
     for section in sections:       # a task another sweep brought in, never planned for this column: missing
         for key in ((m.name, t, c.name) for m in section.metrics for t in section.tasks for c in section.columns):
