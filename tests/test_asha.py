@@ -283,3 +283,28 @@ def test_the_sorted_percentile_is_bit_identical_to_numpy(seed):
             q = (1 - 1 / eta) * 100
             expected = float(np.nanpercentile(values + [math.nan] * rng.randint(0, 3), q))
             assert sorted_percentile(sorted(values), q) == expected
+
+
+@pytest.mark.parametrize("protocol", ["clean", "reference"])
+def test_the_study_picks_by_rung_then_value_or_by_rays_last_report_under_the_reference_protocol(protocol):
+    """A trial stopped at the first rung with the best value of all, and one that went to the top rung
+    with a worse value: the default pick is the one trained longest (highest rung, then rank there);
+    DASHA's `protocol: reference` picks as the reference's Ray Tune does, the best last-reported value."""
+    from launcher.engine.study import Study, StudyPlan
+    from launcher.spec.space import parse_space
+
+    config = AshaConfig(eta=2, grace=1, max_epochs=4, mode="max")
+    plan = StudyPlan(name="t/dasha", slug="t__dasha", task="t", dataset="t", horizon=0, context=0, method="dasha",
+                     arm="tuned", fixed_params={"protocol": protocol}, space=parse_space({"lr": {"float": [0.0, 1.0]}}),
+                     optimizer="RandomSearch", trials=3, seeds=(0,), asha=config, epochs=None, epoch_budget=None,
+                     objective="val_score", mode="max")
+    study = Study(plan, num_workers=1)
+    first, lucky, steady = study.ask(), study.ask(), study.ask()
+    assert study.segment_done(first, 1, {"val_score": 0.50}, "val_score")[0] == "continue"
+    assert study.segment_done(lucky, 1, {"val_score": 0.40}, "val_score")[0] == "stop"      # below the cutoff
+    study.segment_done(steady, 1, {"val_score": 0.60}, "val_score")
+    study.segment_done(steady, 2, {"val_score": 0.30}, "val_score")
+    study.segment_done(steady, 4, {"val_score": 0.35}, "val_score")
+    assert steady.status == "complete"
+    # lucky's last report, 0.40, beats steady's last, 0.35; steady reached the top rung
+    assert study.best_trial() is (lucky if protocol == "reference" else steady)

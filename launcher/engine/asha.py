@@ -216,6 +216,14 @@ class Asha:
         quantile = (len(ranked) - bisect.bisect_right(ranked, own)) / len(ranked)    # strictly better / valid
         return (n_rungs - 1 - self.rungs.index(epoch)) + quantile
 
+    def last_report_key(self, trial_id: str) -> tuple[int, float]:
+        """Orders trials by the value of their LAST report, whatever its rung (Ray Tune's best-trial rule,
+        `get_best_result(metric)` with its default scope "last"): (0, minus its signed value), (1, 0) when
+        that report was a failure."""
+        epoch = self._last[trial_id][0]
+        value = self._recorded[epoch][trial_id]
+        return (1, 0.0) if math.isnan(value) else (0, -self._signed(value))
+
     def fidelity_key(self, trial_id: str) -> tuple[int, float]:
         """Orders trials as `fidelity_loss` does, and never changes once the trial ended: (rungs below the
         top one its highest valid rung leaves, minus its signed value there). A higher rung wins, then a

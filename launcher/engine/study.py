@@ -230,7 +230,11 @@ class Study:
     def _ended(self, trial: TrialState) -> None:
         if self.optimizer is None:
             return
-        if self.asha is not None:
+        if self.asha is not None and self.plan.fixed_params.get("protocol") == "reference":
+            # DASHA's `protocol: reference`: the reference's Ray Tune picks the best last-reported value,
+            # whatever rung the trial stopped at (a lucky first rung can win over trials trained longer)
+            key = (*self.asha.last_report_key(trial.trial_id), trial.trial_id)
+        elif self.asha is not None:
             key = (*self.asha.fidelity_key(trial.trial_id), trial.trial_id)
         else:
             sign = 1.0 if self.plan.mode == "min" else -1.0
@@ -262,7 +266,8 @@ class Study:
     # -- results ----------------------------------------------------------------------------------
     def best_trial(self) -> TrialState | None:
         """The tuned study's pick, on validation only: with ASHA the best fidelity loss (highest
-        rung reached, then rank there); without, the best objective. None for fixed studies,
+        rung reached, then rank there; DASHA `protocol: reference`: the best last-reported value,
+        Ray Tune's rule); without, the best objective. None for fixed studies,
         whose seeds are all reported."""
         if self.optimizer is None or self._best is None:
             return None

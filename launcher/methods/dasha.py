@@ -41,10 +41,10 @@ index m + 1; UNet-2D linear warm-up whose first epoch runs at lr 0, then linear 
     of the SAME run, so the size of the test-selection effect is measured, not guessed. LEAKY;
   * `final_train_val: true` (LEAKY) also retrains on train + validation, their 100 % of train; the
     validation-selected `test_score` is then chosen on data the model trained on (labelled).
-  Not reproduced, in either protocol: Ray's best-trial rule (`get_best_result("val_score")`: the
-  trial with the best last-reported best-so-far validation score, whatever rung it stopped at; the
-  controller here takes the highest rung reached, then the best there: launcher/engine/study.py);
-  the reference's satellite augmentation (RandomRotation(90) at any angle, BigEarthNet augmented too,
+  * the best HPO trial is Ray's (`get_best_result("val_score")`: the trial with the best
+    last-reported validation score, whatever rung it stopped at; `clean` takes the highest rung
+    reached, then the best there: launcher/engine/study.py).
+  Not reproduced, in either protocol: the reference's satellite augmentation (RandomRotation(90) at any angle, BigEarthNet augmented too,
   EuroSAT without vertical flips; here flips + rot90 on single-label tasks, none on BigEarthNet); its
   UNet-2D retrain of 100 epochs is the sweep's `search.final_epochs`, not the method's.
 """
