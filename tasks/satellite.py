@@ -240,6 +240,32 @@ def normalize(images: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarr
     return out
 
 
+def reference_flips_rotation(batch, generator, *, vertical: bool = True):
+    """The DASHA reference code's training augmentation (its `protocol: reference`): each image flipped
+    left-right and (unless `vertical` is False, as for its EuroSAT) up-down with probability 1/2, then
+    rotated by an angle drawn uniformly from [-90, 90] degrees (torchvision's `RandomRotation(90)`: any
+    angle, not multiples of 90; nearest neighbour, zero fill outside the rotated image, same size).
+    `batch` is a torch tensor (N, C, H, W) with a CPU `torch.Generator` (or None); never modified."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    n = batch.shape[0]
+    flips = (torch.randint(0, 2, (n, 2), generator=generator) == 1).to(batch.device)
+    angles = (torch.rand(n, generator=generator, dtype=torch.float64) * 180.0 - 90.0) * math.pi / 180.0
+    out = batch.clone()
+    for column, axis in ((0, -1), (1, -2)):
+        mask = flips[:, column]
+        if (column == 0 or vertical) and mask.any():
+            out[mask] = torch.flip(out[mask], dims=(axis,))
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(batch.device, torch.float32), list(out.shape), align_corners=False)
+    return F.grid_sample(out.float(), grid, mode="nearest", padding_mode="zeros", align_corners=False).to(out.dtype)
+
+
 def random_flips_rot90(batch, generator):
     """A new batch (N, C, H, W) with each image independently flipped left-right and up-down (each with
     probability 1/2) and rotated by a uniform multiple of 90 degrees (only 0 or 180 for non-square images).
@@ -329,5 +355,5 @@ def load_satellite_task(name: str, data_root: str | Path | None = None, path: st
 __all__ = [
     "DatasetError", "DatasetMissingError", "PAPER_SATELLITE_TASKS", "SATELLITE_TASKS", "SatelliteTaskInfo",
     "channel_statistics", "find_satellite_task", "list_satellite_tasks", "load_satellite_task", "normalize",
-    "random_flips_rot90", "satellite_task_info", "search_roots",
+    "random_flips_rot90", "reference_flips_rotation", "satellite_task_info", "search_roots",
 ]

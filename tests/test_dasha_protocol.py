@@ -218,3 +218,23 @@ def test_final_train_val_retrains_on_train_plus_validation_and_needs_the_referen
     json.dumps(result.info)
     with pytest.raises(ValueError, match="protocol: reference"):
         run(task, tmp_path / "bad", 1, tmp_path / "cache", final_train_val=True)
+
+
+def test_reference_view_trains_satellite_tasks_with_the_authors_augmentation_and_keys_the_search_by_it():
+    import types
+
+    from launcher.methods.dasha import ReferenceTaskView, _augmentation
+    from tasks.satellite import reference_flips_rotation
+
+    def task(name, domain):
+        return types.SimpleNamespace(name=name, domain=domain, metric="accuracy", notes=[], multi_label=False)
+
+    choice = types.SimpleNamespace(augment=True)
+    for name, vertical in (("m-so2sat", True), ("eurosat", False)):
+        view = ReferenceTaskView(task(name, "satellite"), final=False, train_val=False)
+        assert view.reference_augment.func is reference_flips_rotation
+        assert view.reference_augment.keywords == {"vertical": vertical}
+        assert any("augmentation" in note for note in view.notes)
+        assert _augmentation(view, choice) != _augmentation(task(name, "satellite"), choice) == True  # noqa: E712
+    genomics = ReferenceTaskView(task("H3", "genomics"), final=False, train_val=False)
+    assert getattr(genomics, "reference_augment", None) is None

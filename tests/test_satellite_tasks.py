@@ -309,3 +309,45 @@ def test_non_square_images_keep_their_shape():
     batch = np.random.default_rng(0).random((32, 1, 3, 5))
     out = random_flips_rot90(batch, np.random.default_rng(1))
     assert out.shape == batch.shape
+
+
+@pytest.mark.parametrize("vertical", [True, False])
+def test_the_reference_augmentation_flips_then_rotates_by_any_angle(vertical):
+    """DASHA `protocol: reference` trains satellite tasks with the authors' augmentation. Checked against an
+    independent nearest-neighbour rotation written here from the definition: the same draws (flips, then
+    an angle uniform in [-90, 90] degrees), each output pixel read from the input pixel its centre rotates
+    onto, zero outside; no up-down flip when `vertical` is False (the authors' EuroSAT)."""
+    import math
+
+    import torch
+
+    from tasks.satellite import reference_flips_rotation
+
+    batch = torch.arange(8 * 2 * 15 * 15, dtype=torch.float32).reshape(8, 2, 15, 15) + 1.0
+    out = reference_flips_rotation(batch, torch.Generator().manual_seed(3), vertical=vertical)
+    draw = torch.Generator().manual_seed(3)
+    flips = torch.randint(0, 2, (8, 2), generator=draw) == 1
+    angles = (torch.rand(8, generator=draw, dtype=torch.float64) * 180.0 - 90.0) * math.pi / 180.0
+    assert out.shape == batch.shape and not torch.equal(out, batch)
+    agree = total = 0
+    zeroed = 0
+    for k in range(8):
+        image = batch[k].numpy()
+        if flips[k, 0]:
+            image = image[:, :, ::-1]
+        if flips[k, 1] and vertical:
+            image = image[:, ::-1, :]
+        c, s = math.cos(angles[k]), math.sin(angles[k])
+        for i in range(15):
+            for j in range(15):
+                x, y = (2 * j + 1) / 15 - 1, (2 * i + 1) / 15 - 1
+                xs, ys = c * x - s * y, s * x + c * y
+                col, row = ((xs + 1) * 15 - 1) / 2, ((ys + 1) * 15 - 1) / 2
+                r, q = round(row), round(col)
+                expected = image[:, r, q] if 0 <= r < 15 and 0 <= q < 15 else np.zeros(2)
+                agree += int(np.array_equal(out[k, :, i, j].numpy(), expected))
+                total += 1
+                zeroed += int(not expected.any())
+    assert agree / total > 0.99          # (a pixel centre exactly half-way between two may round either way)
+    assert zeroed > 0                     # corners fall outside at angles that are not multiples of 90 degrees
+    assert torch.equal(batch, torch.arange(8 * 2 * 15 * 15, dtype=torch.float32).reshape(8, 2, 15, 15) + 1.0)

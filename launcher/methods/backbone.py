@@ -92,8 +92,8 @@ class BackboneMethod(EpochMethod):
                 save_torch_atomic(model.state_dict(), own_init)   # before any training step
             return model
 
-        augment = None
-        if choice.augment:
+        augment = getattr(task, "reference_augment", None)     # DASHA protocol: reference (launcher.methods.dasha)
+        if augment is None and choice.augment:
             from tasks.satellite import random_flips_rot90
 
             augment = random_flips_rot90

@@ -44,8 +44,10 @@ index m + 1; UNet-2D linear warm-up whose first epoch runs at lr 0, then linear 
   * the best HPO trial is Ray's (`get_best_result("val_score")`: the trial with the best
     last-reported validation score, whatever rung it stopped at; `clean` takes the highest rung
     reached, then the best there: launcher/engine/study.py).
-  Not reproduced, in either protocol: the reference's satellite augmentation (RandomRotation(90) at any angle, BigEarthNet augmented too,
-  EuroSAT without vertical flips; here flips + rot90 on single-label tasks, none on BigEarthNet); its
+  * satellite tasks train (search and trials) with the reference's augmentation: flips and
+    RandomRotation(90) at any angle, BigEarthNet augmented too, EuroSAT without vertical flips
+    (`clean`: flips + rot90 on single-label tasks, none on BigEarthNet).
+  Not reproduced, in either protocol: its
   UNet-2D retrain of 100 epochs is the sweep's `search.final_epochs`, not the method's.
 """
 from __future__ import annotations
@@ -97,6 +99,15 @@ class ReferenceTaskView:
             notes.append("LEAKY (protocol reference, final_train_val): the final retrain trained on train + validation "
                          "(the reference's 100 % of train); its validation-selected test_score is chosen in-sample")
         self.notes = notes
+        if task.domain == "satellite":    # the reference's flips + any-angle rotation, multi-label tasks too
+            import functools
+
+            from tasks.satellite import reference_flips_rotation
+
+            self.reference_augment = functools.partial(reference_flips_rotation, vertical=task.name != "eurosat")
+            notes.append("protocol reference: trained with the DASHA code's augmentation (flips, rotation by any "
+                         "angle in [-90, 90] degrees" + ("; no vertical flip on EuroSAT" if task.name == "eurosat"
+                                                         else "") + ")")
 
     def __getattr__(self, name: str):
         return getattr(self.base, name)
@@ -105,6 +116,14 @@ class ReferenceTaskView:
 def base_task(task):
     """The task under a ReferenceTaskView (the DASH search always sees the task's own training split)."""
     return task.base if isinstance(task, ReferenceTaskView) else task
+
+
+def _augmentation(task, choice):
+    """What the search trains with, in its cache key: the reference's augmentation (`protocol: reference`
+    on satellite tasks), flips + rot90 (single-label satellite tasks), or none (False)."""
+    if getattr(task, "reference_augment", None) is not None:
+        return "reference:flips+rotation" + ("" if task.name != "eurosat" else ":no-vertical")
+    return choice.augment
 
 
 def search_settings(task, params: dict[str, Any], choice) -> dict[str, Any]:
@@ -125,7 +144,8 @@ def search_settings(task, params: dict[str, Any], choice) -> dict[str, Any]:
         "milestones": milestones, "warmup_epochs": max(1, round(5 * epochs / base.epochs)),
         "grad_scale": float(pick("grad_scale", base.grad_scale)), "data_fraction": float(params["search_fraction"]),
         "batches_per_epoch": params.get("search_batches_per_epoch"), "batch_size": choice.batch_size,
-        "label_smoothing": choice.label_smoothing, "augment": choice.augment, "seed": int(params["search_seed"]),
+        "label_smoothing": choice.label_smoothing, "augment": _augmentation(task, choice),
+        "seed": int(params["search_seed"]),
         "version": SEARCH_VERSION,
     }
 
@@ -181,8 +201,8 @@ def run_search(task, choice, settings: dict[str, Any], log: Callable[[str], None
     x = torch.as_tensor(task.x_train, dtype=torch.float32)
     y = torch.as_tensor(task.y_train)
     multi_label = bool(getattr(task, "multi_label", False))
-    augment = None
-    if settings["augment"]:
+    augment = getattr(task, "reference_augment", None)
+    if augment is None and settings["augment"]:
         from tasks.satellite import random_flips_rot90
 
         augment = random_flips_rot90
