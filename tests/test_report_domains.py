@@ -296,3 +296,23 @@ def test_a_published_nt_number_sits_on_the_row_of_its_gue_stand_in_labelled_as_s
     assert "prom_300_tata" in note and "promoter_tata" in note and "stand-in" in note
     assert any("H3" in remark for remark in doc.remarks)            # not a row of this report: said, not shown
     assert not any("promoter_tata)" in remark or "promoter_tata," in remark for remark in doc.remarks)
+
+
+def test_figure_1_places_a_task_without_a_registry_size_at_the_training_data_its_runs_recorded(tmp_path):
+    """Satellite tasks (and GUE ones) have no training size in the registry: Figure 1 takes what the runs
+    recorded they trained on (chosen.train_observations), the largest over the counted runs."""
+    from mlflow.tracking import MlflowClient
+
+    from launcher.report.figure1 import figure1_points
+
+    folder = make_classification_sweep(tmp_path / "sat", "sat", ["brazilian_coffee_scenes"],
+                                       [r for r in RUNS if r[0] == "brazilian_coffee_scenes"])
+    plan = json.loads((folder / "plan.json").read_text())
+    (folder / "plan.json").write_text(json.dumps([{**p, "kind": "supervised"} for p in plan]))
+    client = MlflowClient(default_uri(folder))
+    for number, run in enumerate(client.search_runs([client.get_experiment_by_name("sat").experiment_id])):
+        client.log_param(run.info.run_id, "chosen.train_observations", str(1000 + number % 3))
+    points, notes = figure1_points(load_document(folder))
+    placed = {p.label: p.x for p in points}
+    assert placed and set(placed.values()) == {1002.0}, (placed, notes)
+    assert {"backbone", "dasha"} <= set(placed)

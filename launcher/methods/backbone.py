@@ -48,6 +48,13 @@ def _is_main_rank() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def train_observations(task) -> int:
+    """The training data a trial used, in the unit Figure 1 counts for its domain (launcher.report.figure1):
+    images (satellite), nucleotides = sequences x length (genomics)."""
+    n = len(task.y_train)
+    return int(n * task.x_train.shape[-1]) if task.domain == "genomics" else int(n)
+
+
 class BackboneMethod(EpochMethod):
     name = "backbone"
     kind = "supervised"
@@ -114,7 +121,8 @@ class BackboneMethod(EpochMethod):
 
         info = {"backbone": choice.describe(), "batch_size": choice.batch_size, "optimizer": choice.optimizer,
                 "lr_schedule": {k: list(v) if isinstance(v, tuple) else v for k, v in schedule.items()},
-                "stage": "final" if final else "hpo", "recipe_seed": seed, **info}
+                "stage": "final" if final else "hpo", "recipe_seed": seed,
+                "train_observations": train_observations(task), **info}
         notes = list(notes) + list(getattr(task, "notes", []) or [])
         if final:
             # One wording for every replicate seed (the seed is in info): the report lists each note once.

@@ -53,15 +53,17 @@ UNITS = {"forecasting": "observations: time points x channels", "genomics": "nuc
          "satellite": "images"}
 TRAINING_SIZE = {
     "forecasting": "(train + val rows) x channels of the dataset's standard split",
-    "genomics": "training sequences x sequence length (the NT benchmark's train sizes, tasks.genomics nt_train_size)",
-    "satellite": "training images (launcher.report.figure1.SATELLITE_TRAIN_IMAGES)",
+    "genomics": "training sequences x sequence length (the NT benchmark's train sizes, tasks.genomics nt_train_size; "
+                "else what the runs recorded they trained on)",
+    "satellite": "training images (launcher.report.figure1.SATELLITE_TRAIN_IMAGES; else what the runs recorded "
+                 "they trained on)",
 }
 NO_TRAINING_SIZE = {
     "forecasting": "a dataset outside the standard files of tasks.timeseries",
     "genomics": "the task registry has a training-set size for the Nucleotide Transformer benchmark tasks only "
-                "(not for GUE tasks)",
+                "(not for GUE tasks), and its runs recorded none",
     "satellite": "no training-set size of a satellite task is recorded (launcher.report.figure1."
-                 "SATELLITE_TRAIN_IMAGES)",
+                 "SATELLITE_TRAIN_IMAGES), and its runs recorded none",
 }
 # Marker shape by kind of method; published numbers are drawn hollow.
 MARKERS = {"baseline": "s", "supervised": "o", "zero-shot FM": "^", "fine-tuned FM": "v"}
@@ -138,7 +140,8 @@ def _data_used(report: Report, column: Column) -> tuple[float | None, str | None
     """(x, why it is None, tasks of unknown training size that x leaves out, tasks it averages over)."""
     metric, kind, domain = report.metrics[0].name, _kind(column), report.domain
     tasks = [t for t in report.tasks if report.cell(metric, t, column.name).mean is not None]
-    sizes = {t: training_observations(t, domain) for t in tasks}
+    # the registry's size of the task's standard split, else the training data its runs recorded
+    sizes = {t: training_observations(t, domain) or report.train_sizes.get(t) for t in tasks}
     known = [n for n in sizes.values() if n is not None]
     unknown = [t for t, n in sizes.items() if n is None]
     train = statistics.fmean(known) if known else None

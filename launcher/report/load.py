@@ -58,6 +58,7 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
     params, notes, costs = ({k: set() for k in keys}, {k: set() for k in keys}, {k: Cost() for k in keys})
     task_metrics: dict[str, str] = {}
     leaky: dict[tuple[str, str, str], list[float]] = {}     # (metric, task, column) -> test-selected values
+    train_sizes: dict[str, int] = {}
     state = _state(folder)
     tracker = Tracker(recorded_uri(spec, folder), spec["name"])
     for run in tracker.runs(kind="trial"):
@@ -85,6 +86,9 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
         named = tags.get("launcher.metric") or run.data.params.get("metric")     # the run's own word, if any
         if named and task not in task_metrics:
             task_metrics[task] = named
+        used = run.data.params.get("chosen.train_observations")     # the training data the run recorded
+        if counted and used and used.isdigit():
+            train_sizes[task] = max(train_sizes.get(task, 0), int(used))
         scored = run.data.params.get("chosen.score_metric")         # DASHA protocol reference: MCC everywhere
         literature = registry_task_metric(task, domain_of[task]) if domain_of[task] != "forecasting" else None
         if counted and scored and literature and scored != literature and literature_rows:
@@ -106,7 +110,8 @@ def _load_sweep(folder: Path, index: int, metric: str | None = None) -> dict:
             cell.pending = max(0, trials - len(cell.values) - cell.failed) if running else 0
     return {"index": index, "name": spec["name"], "state": state, "tasks": tasks, "domain_of": domain_of,
             "columns": columns, "cells": cells, "params": params, "notes": notes, "costs": costs,
-            "task_metrics": task_metrics, "baseline": (spec.get("report") or {}).get("baseline"),
+            "task_metrics": task_metrics, "train_sizes": train_sizes,
+            "baseline": (spec.get("report") or {}).get("baseline"),
             "task_sets": {c: {t for t, col in expected if col == c} for c in columns}}
 
 
@@ -304,6 +309,9 @@ def load_document(folders: Sequence[Path] | Path, references: Sequence[Path] = (
                                domain_metrics(d, chosen), [], d,
                                {t: chosen or task_metrics.get(t) or registry_task_metric(t, d) for t in mine
                                 if d != "forecasting"}))
+    for section in sections:
+        section.train_sizes = {t: max(s["train_sizes"][t] for s in sweeps if t in s["train_sizes"])
+                               for t in section.tasks if any(t in s["train_sizes"] for s in sweeps)}
     remarks, refs = [], [r for path in _reference_files(references, set(tasks)) for r in load_reference(path)]
     if chosen and any(s.domain != "forecasting" for s in sections):
         remarks.append(f"Genomics and satellite cells show test {chosen} for every task (--metric {chosen}), not "

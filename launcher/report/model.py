@@ -176,6 +176,7 @@ class Report:
     references: list[Reference] = field(default_factory=list)
     domain: str = "forecasting"
     task_metrics: dict = field(default_factory=dict)    # task -> literature metric (classification domains)
+    train_sizes: dict = field(default_factory=dict)     # task -> training data its runs recorded (Figure 1's unit)
 
     @property
     def info(self) -> DomainInfo:
