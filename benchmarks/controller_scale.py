@@ -37,9 +37,7 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -153,33 +151,6 @@ def run_child(trials: int, workers: int, epoch_seconds: float, uri: str | None) 
     return json.loads(lines[-1][len("RESULT "):])
 
 
-@contextlib.contextmanager
-def mlflow_server(folder: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-                             "--default-artifact-root", str(folder / "artifacts"), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import urllib.request
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise SystemExit("the MLflow server did not start")
-                time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=None, help="default 100 1000 10000")
@@ -198,7 +169,11 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         uri = None
         if args.server:
-            uri = stack.enter_context(mlflow_server(Path(stack.enter_context(tempfile.TemporaryDirectory()))))
+            from launcher.ui import served_store
+
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            uri = stack.enter_context(served_store(f"sqlite:///{folder / 'server.db'}", folder,
+                                                   artifact_root=folder / "artifacts", timeout_s=120))
         print(f"{'trials':>7} {'workers':>7} {'events':>7} {'wall s':>8} {'cluster s':>9} {'ms/event':>9} "
               f"{'occupancy':>9} {'RSS MB':>7} {'MLflow lag s':>12}")
         for n in trials:

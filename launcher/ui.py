@@ -40,6 +40,45 @@ def store_of(folder: Path) -> tuple[str, str]:
     return recorded_uri(record, Path(folder)), record["name"]
 
 
+def serve_store(uri: str, log: Path, *, artifact_root: Path | None = None, host: str = "127.0.0.1",
+                port: int | None = None, timeout_s: float = 90.0) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` (one worker, no job runner) on the store `uri`, in its own process group, its output in
+    `log`; returns it once it answers, with its base URL. Not answering in time: stopped, RuntimeError."""
+    port = port or free_port(host)
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    extra = ["--default-artifact-root", str(artifact_root)] if artifact_root is not None else []
+    with open(log, "w") as out:      # the server keeps its own copy
+        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+                                   "--host", host, "--port", str(port), "--workers", "1", *extra],
+                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  env=env, start_new_session=True)
+    base = f"http://{host}:{port}"
+    try:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with code {server.returncode}; see {log}")
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2).read()
+                return server, base
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"mlflow server did not answer within {timeout_s:.0f} s; see {log}")
+    except BaseException:           # not answering, or interrupted while waiting: leave no server behind
+        stop_ui(server)
+        raise
+
+
+@contextlib.contextmanager
+def served_store(uri: str, folder: Path, **options):
+    """`serve_store` for a `with` block (benchmarks, tests): yields the base URL, stops the server after."""
+    server, base = serve_store(uri, Path(folder) / "server.log", **options)
+    try:
+        yield base
+    finally:
+        stop_ui(server)
+
+
 def start_ui(folder: Path, *, host: str = "127.0.0.1", port: int | None = None,
              timeout_s: float = 90.0) -> tuple[subprocess.Popen, str]:
     """Start the server; return it and the URL of the sweep's experiment page."""
@@ -47,30 +86,10 @@ def start_ui(folder: Path, *, host: str = "127.0.0.1", port: int | None = None,
     if uri.startswith("http"):
         raise SpecError(f"this sweep logs to the MLflow server at {uri}: open it there",
                         hint="`launcher ui` serves sweeps that use their own SQLite store")
-    port = port or free_port(host)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    with open(Path(folder) / "ui.log", "w") as log:      # the server keeps its own copy
-        server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-                                   "--host", host, "--port", str(port), "--workers", "1"],
-                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env=env, start_new_session=True)
-    base = f"http://{host}:{port}"
+    server, base = serve_store(uri, Path(folder) / "ui.log", host=host, port=port, timeout_s=timeout_s)
     try:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if server.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with code {server.returncode}; "
-                                   f"see {Path(folder) / 'ui.log'}")
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError(f"mlflow server did not answer within {timeout_s:.0f} s; "
-                               f"see {Path(folder) / 'ui.log'}")
         return server, f"{base}/#/experiments/{_experiment_id(base, experiment)}/runs"
-    except BaseException:           # not answering, or interrupted while waiting: leave no server behind
+    except BaseException:
         stop_ui(server)
         raise
 

@@ -27,21 +27,16 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tasks.timeseries_csv import AUTO_DATE, LoadedSeries, describe_cleaning, load_series, read_header, too_large_error
 from tasks.timeseries_data import (
-    AUTO_DATE,
     DATASETS,
     EMBEDDED_DIR,
     MAX_ABS_VALUE,
     DatasetFormatError,
     DatasetNotFoundError,
     ForecastDatasetInfo,
-    LoadedSeries,
     dataset_info,
-    describe_cleaning,
     find_dataset_file,
-    load_series,
-    read_header,
-    too_large_error,
 )
 
 __all__ = [

@@ -1,18 +1,11 @@
 """A sweep tracked into a real MLflow tracking server (`mlflow server`, started here on a free port)
 ends with the same runs and points a SQLite store gets: the REST store is stricter than SQLite (tag
 values must be strings), so only a real server shows what it refuses."""
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
 from mlflow.tracking import MlflowClient
 
 from launcher.__main__ import main
+from launcher.ui import served_store
 
 pytestmark = pytest.mark.slow
 
@@ -36,27 +29,9 @@ tracking: {{uri: "{uri}"}}
 
 @pytest.fixture()
 def server(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                             "--default-artifact-root", str(tmp_path / "server-artifacts"), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() < deadline, "the MLflow server did not start"
-                time.sleep(0.5)
+    with served_store(f"sqlite:///{tmp_path / 'server.db'}", tmp_path, artifact_root=tmp_path / "server-artifacts",
+                      timeout_s=180) as uri:
         yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
 
 
 def test_a_sweep_tracks_into_a_tracking_server(write_sweep, tmp_path, server):

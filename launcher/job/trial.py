@@ -194,7 +194,7 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     }
     cleaning = getattr(task, "cleaning", None)
     if cleaning:       # forecasting: what the loader interpolated or dropped (tasks.timeseries_data)
-        from tasks.timeseries_data import describe_cleaning
+        from tasks.timeseries_csv import describe_cleaning
 
         path = getattr(task, "path", None)
         result["data_cleaning"] = {"file": None if path is None else str(path), **cleaning}
