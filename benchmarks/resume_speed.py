@@ -20,6 +20,7 @@ Target (issue 14): resume replay < 10 s on a 10^6-event journal.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import sys
@@ -74,7 +75,6 @@ def build(folder: Path, trials: int, searching: bool) -> tuple[object, int]:
     with journal.batched(), open(journal.path, "a") as fh:
         def emit(event: str, **fields) -> None:
             nonlocal events
-            import json
             fh.write(json.dumps({"event": event, "time": time.time(), **fields}, sort_keys=True) + "\n")
             events += 1
 

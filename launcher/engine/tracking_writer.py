@@ -38,7 +38,7 @@ from launcher.engine.preflight import git_revision
 from launcher.engine.sweep_runs import SweepRuns, outbox_lines
 from launcher.engine.trial_specs import gpus_per_trial, threads_per_trial
 from launcher.job.trial import result_name
-from launcher.jsonl import complete_lines, parse_object
+from launcher.jsonl import complete_lines, parse_object, read_objects
 from launcher.spec.load import spec_to_dict
 from launcher.spec.sweep import SweepSpec
 from launcher.tracking import Tracker, relocate_artifacts, sweep_uri
@@ -97,15 +97,17 @@ class TrackingWriter:
 
     def _read_record(self) -> None:
         """Run ids and the watermark from `tracking.jsonl`; run ids an older controller journalled."""
-        for _, event in _objects(self.record.path):
+        for event in read_objects(self.record.path):
             if event.get("event") == "run_created":
                 self.run_ids[event["name"]] = event["run_id"]
             elif event.get("event") == "applied":
                 self.watermark = int(event["offset"])
-        if self.journal_path.exists() and b'"run_created"' in self.journal_path.read_bytes():
-            for _, event in _objects(self.journal_path):   # folders from before this writer existed
-                if event.get("event") == "run_created":
-                    self.run_ids.setdefault(event["name"], event["run_id"])
+        # folders from before this writer existed journalled run ids (checked in bytes: parsing a long
+        # journal for nothing costs seconds)
+        legacy = self.journal_path.exists() and b'"run_created"' in self.journal_path.read_bytes()
+        for event in read_objects(self.journal_path) if legacy else []:
+            if event.get("event") == "run_created":
+                self.run_ids.setdefault(event["name"], event["run_id"])
         size = self.journal_path.stat().st_size if self.journal_path.exists() else 0
         if self.watermark > size:           # not this journal's watermark: everything again (idempotent)
             self.watermark = 0
@@ -280,7 +282,7 @@ def log_sweep_artifacts(spec: SweepSpec, files: list[Path]) -> int:
     so MLflow alone holds what was asked and what came out. Called after the writer has caught up (the
     files go to the artifact store, no run's data changes). Returns the files logged."""
     out = Path(spec.out)
-    run_ids = {e["name"]: e["run_id"] for _, e in _objects(out / RECORD) if e.get("event") == "run_created"}
+    run_ids = {e["name"]: e["run_id"] for e in read_objects(out / RECORD) if e.get("event") == "run_created"}
     if "sweep" not in run_ids:
         return 0
     tracker = Tracker(sweep_uri(spec), spec.name, artifact_root=out / "mlartifacts")
@@ -291,17 +293,6 @@ def log_sweep_artifacts(spec: SweepSpec, files: list[Path]) -> int:
             tracker.client.log_artifact(run_ids["sweep"], str(path), folder)
             logged += 1
     return logged
-
-
-def _objects(path: Path):
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return
-    for number, raw in enumerate(complete_lines(data), start=1):
-        event = parse_object(raw)
-        if event is not None:
-            yield number, event
 
 
 # ---------------------------------------------------------------------- the child process
