@@ -13,10 +13,15 @@ setup: $(VENV)/.installed
 
 # torch is pinned first: the CPU build of 2.13.0 is what CPU machines get; installing deepspeed into
 # an env without torch would pull a multi-GB CUDA build. DS_BUILD_OPS=0: DeepSpeed JIT-builds ops later.
+# DEHB (benchmarks/hpo_peers.py) goes in last and with --no-deps: its only release, 0.1.2, declares numpy<2.0
+# and pip would downgrade the project's numpy; its code runs on numpy 2 (checked with numpy 2.4.6: DEHB's own
+# examples, and tests/test_hpo_peers_dehb.py), and its other requirements are in the bench extra. A later pip
+# install in this env prints that declared conflict ("dehb 0.1.2 requires numpy<2.0") and goes on (exit 0).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	DS_BUILD_OPS=0 $(PY) -m pip install -q -e '.[dev,bench]'
+	$(PY) -m pip install -q --no-deps dehb==0.1.2
 	touch $@
 
 run: setup

@@ -29,8 +29,21 @@ DASHA reference's 400 epochs at max_t 20):
             trial.report(value, epoch) then trial.should_prune(), as an Optuna user's training loop does.
   tpe_sha   Optuna TPESampler(seed=s) + SuccessiveHalvingPruner(min_resource=1, reduction_factor=2):
             the same rungs as ours (eta 2, grace 1), so only the sampler and the stopping style differ.
-  dehb      PyPI `dehb`, when it imports (its 0.1.2 release pins numpy < 2; the project runs numpy 2):
-            otherwise SKIPPED with the reason in its row.
+  dehb      DEHB (PyPI `dehb` 0.1.2) through its ask/tell interface: DEHB(cs, min_fidelity=1 (= our grace),
+            max_fidelity=max_epochs, eta=2 (= ours), seed=s, n_workers=1), the ConfigSpace built from the same
+            space (log/float -> UniformFloat, int -> UniformInteger, choice -> Categorical). A freed worker
+            asks (DEHB always has a job: it opens a new bracket when the open ones wait), trains the config
+            for int(fidelity) epochs FROM SCRATCH (DEHB evaluates f(config, fidelity), as its own PyTorch
+            example does: `for epoch in range(1, int(budget) + 1)`; rungs 1, 2, 4, 8 here on dlinear and 1, 2,
+            5, 10, 20 on wrn1d, from 1.25, 2.5, ...), reporting every epoch, and tells fitness = the value at
+            the last epoch, cost = its epochs. n_workers=1 only keeps DEHB from starting its own Dask
+            cluster: the W asynchronous workers are this clock's, as for every arm. "trials" counts jobs
+            (a promotion is a new job). Its release pins numpy<2 but its code runs on numpy 2: with numpy
+            2.4.6 and ConfigSpace 1.2.2, DEHB's documented toy example ran through ask/tell, run(brackets=4)
+            and run(fevals=40) on its own 2-worker Dask cluster, with nothing worse than ConfigSpace
+            DeprecationWarnings; tests/test_hpo_peers_dehb.py runs this arm. So `make setup` installs it with
+            pip --no-deps beside the `bench` extra's ConfigSpace/loguru/dask/distributed. Without it: SKIPPED
+            with the reason in its row.
 Every epoch reports the trial's best-so-far value (as the outbox does); a tuner's "best found" at a
 moment is the best value reported so far, in the landscape's metric.
 
@@ -45,7 +58,8 @@ Targets, per landscape (verdict line):
 E_rs of RandomSearch itself is finite by construction (it always reaches its own final best), so
 E_rs(ours) vs E_rs(random) is shown but is no target: a tuner drawn from the same distribution as
 RandomSearch matches that best in only about half of the seeds.
-Without optuna (pip install -e '.[bench]') its rows and the first target are SKIPPED.
+Without optuna (pip install -e '.[bench]') its rows and the first target are SKIPPED; without dehb
+(pip install --no-deps dehb==0.1.2, as `make setup` does) its row is SKIPPED. DEHB has no target here.
 
     .venv/bin/python benchmarks/hpo_peers.py [--seeds 20] [--workers 4] [--budget-factor 20]
             [--landscapes dlinear wrn1d] [--ours OPTIMIZER] [--extra-ours NAME ...]
@@ -65,6 +79,7 @@ import json
 import math
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,15 +296,53 @@ def optuna_missing() -> str | None:
     return None
 
 
-def dehb_missing() -> str:
-    """DEHB has no driver here: say why (its release pins numpy < 2, which this project cannot take)."""
+class Dehb:
+    """DEHB 0.1.2 ask/tell: each job trains int(fidelity) epochs from scratch; tell(fitness = last value, cost)."""
+
+    def __init__(self, land: Landscape, seed: int, workdir: Path):
+        import ConfigSpace as CS
+        from dehb import DEHB
+
+        cs = CS.ConfigurationSpace()
+        for d in land.space.domains:
+            if d.kind in ("log", "float"):
+                cs.add(CS.UniformFloatHyperparameter(d.name, d.low, d.high, log=d.kind == "log"))
+            elif d.kind == "int":
+                cs.add(CS.UniformIntegerHyperparameter(d.name, d.low, d.high))
+            else:
+                cs.add(CS.CategoricalHyperparameter(d.name, list(d.values)))
+        # save_freq="end": DEHB writes its history/state only at the end of run(), which ask/tell never calls
+        # (the default, "incumbent", rewrites a parquet file at every new incumbent); its log goes to workdir.
+        self.dehb = DEHB(cs=cs, dimensions=len(land.space.domains), min_fidelity=GRACE, max_fidelity=land.epochs,
+                         eta=ETA, seed=seed, n_workers=1, output_path=str(workdir), save_freq="end",
+                         log_level="WARNING")
+        self.land, self.asked = land, 0
+
+    def next(self) -> Job:
+        job = self.dehb.ask()
+        self.asked += 1
+        epochs = int(job["fidelity"] + 1e-9)          # DEHB's fidelities are floats (20 / 2**4 = 1.25 ...)
+        losses = self.land.losses(dict(job["config"]))[:epochs]
+        return Job(str(job["config_id"]), losses, {"job": job})
+
+    def finish(self, job: Job) -> None:
+        self.dehb.tell(job.info["job"], {"fitness": job.losses[-1], "cost": float(len(job.losses))})
+        return None
+
+
+def dehb_missing() -> str | None:
+    """None when DEHB runs here, else why not (the error itself when it fails to import)."""
     import numpy as np
     try:
         import dehb  # noqa: F401
-    except ImportError:
-        return (f"dehb does not install beside numpy {np.__version__}: PyPI dehb 0.1.2, its newest release, "
-                "requires numpy<2.0, and pip would downgrade the project's numpy")
-    return "dehb imports, but this script has no driver for it yet"
+    except ModuleNotFoundError as error:
+        if error.name == "dehb":
+            return ("dehb not installed: pip install --no-deps dehb==0.1.2 (its release pins numpy<2.0, "
+                    f"this env has numpy {np.__version__}; `make setup` installs it so)")
+        return f"dehb does not import: {error} (its dependencies come with pip install -e '.[bench]')"
+    except Exception as error:  # noqa: BLE001 -- whatever breaks it (numpy 2 included) is the reason shown
+        return f"dehb does not import beside numpy {np.__version__}: {type(error).__name__}: {error}"
+    return None
 
 
 # Benchmark-only variants of the default, tried with --extra-ours (registered in nevergrad under these names):
@@ -372,11 +425,17 @@ def main() -> int:
     if no_optuna is None:
         import optuna
         print(f"optuna {optuna.__version__}")
+    if no_dehb is None:
+        from importlib.metadata import version
+
+        import numpy as np
+        print(f"dehb {version('dehb')} (ConfigSpace {version('ConfigSpace')}, numpy {np.__version__})")
     arms = [("ours", f"ours: {args.ours} + ASHA"), ("random", "RandomSearch + ASHA")]
     arms += [(f"x:{name}", f"{name} + ASHA" + (f" ({extra[name]})" if name in extra else "")) for name in args.extra_ours]
     arms += [("tpe_hb", "Optuna TPE + Hyperband"), ("tpe_sha", "Optuna TPE + SHA (eta 2)"), ("dehb", "DEHB")]
 
     items: list[str] = []
+    workdir = tempfile.TemporaryDirectory(prefix="hpo_peers_dehb_")     # DEHB's log file
     size = f"_{args.seeds}_seeds" if args.quick else ""
     for lname in args.landscapes:
         land = Landscape(lname)
@@ -406,6 +465,8 @@ def main() -> int:
                     tuner = NevergradAsha(land, key[2:], seed, args.workers, budget)
                 elif key in ("tpe_hb", "tpe_sha") and no_optuna is None:
                     tuner = OptunaPruned(land, "hyperband" if key == "tpe_hb" else "sha", seed)
+                elif key == "dehb" and no_dehb is None:
+                    tuner = Dehb(land, seed, Path(workdir.name))
                 else:
                     continue
                 runs[key].append((run_async(tuner, args.workers, budget), getattr(tuner, "asked", 0)))
