@@ -20,6 +20,7 @@ from launcher.backends.slurm_resources import (
     COMMAND_TIMEOUT_S,
     ClusterLimits,
     SlurmResources,
+    job_python,
     parse_config,
     plan_arrays,
     render_sbatch,
@@ -137,7 +138,8 @@ class SlurmExecutor:
         if resources not in self._executors:
             import submitit
 
-            executor = submitit.SlurmExecutor(folder=str(self.folder), max_num_timeout=resources.max_requeues)
+            executor = submitit.SlurmExecutor(folder=str(self.folder), max_num_timeout=resources.max_requeues,
+                                              python=job_python())
             executor.update_parameters(**resources.sbatch_parameters())
             self._executors[resources] = executor
         return self._executors[resources]

@@ -2,8 +2,8 @@
 
 It loads the task, runs the method, and leaves everything the controller needs in the trial
 folder: `outbox.jsonl` (one JSON line per reported step, appended and flushed), `result.json`
-(written atomically at the end) and, on failure, `error.txt` with the traceback. The controller
-is the only MLflow writer; the job never talks to the tracking store.
+(written atomically at the end) and, on failure, `error.txt` with the traceback. The controller's
+tracking writer is the only MLflow writer; the job never talks to the tracking store.
 """
 from __future__ import annotations
 
