@@ -32,7 +32,12 @@ def numbered_objects(path: Path) -> Iterator[tuple[int, dict | None]]:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return
-    for number, raw in enumerate(complete_lines(data), start=1):
+    yield from numbered_objects_in(data)
+
+
+def numbered_objects_in(data: bytes, first_line: int = 1) -> Iterator[tuple[int, dict | None]]:
+    """The same for the bytes of such a file (or of its tail from a line's start: say which line that is)."""
+    for number, raw in enumerate(complete_lines(data), start=first_line):
         yield number, parse_object(raw)
 
 

@@ -261,8 +261,10 @@ class Asha:
         asha = cls(config)
         for epoch_key, pairs in state["recorded"].items():
             epoch = asha._check_rung(int(epoch_key))
-            for trial, value in pairs:
-                asha._record(trial, epoch, math.nan if value is None else float(value))
+            recorded = {trial: math.nan if value is None else float(value) for trial, value in pairs}
+            asha._recorded[epoch] = recorded
+            # sorted once (what `_record`'s insort builds one value at a time, in O(n) per value)
+            asha._ranked[epoch] = sorted(asha._signed(v) for v in recorded.values() if not math.isnan(v))
         for trial, (epoch, decision) in state["last"].items():
             if decision not in (CONTINUE, STOP, COMPLETE):
                 raise ValueError(f"asha state: unknown decision {decision!r} for trial {trial!r}")

@@ -32,6 +32,8 @@ from launcher.engine.plan import plan_studies
 from launcher.engine.preflight import prepare_out
 from launcher.engine.progress import Progress
 from launcher.engine.recovery import Live, Recovery, same_configuration
+from launcher.engine.replay import after_decision
+from launcher.engine.snapshot import Compactor
 from launcher.engine.study import Study, TrialState
 from launcher.engine.sweep_runs import result_time
 from launcher.engine.tracking_writer import WriterProcess
@@ -72,22 +74,14 @@ class Controller(Recovery):
         self.paused = False
         self.restore_only: int | None = None   # after replay: resubmit only this many queued segments first
         self.jobs: dict[str, dict] = {}              # trial id -> the "submitted" event of its segment in flight
+        self.unsnapshotted = 0                       # journal events after its last snapshot (engine.snapshot)
+        self.compactor: Compactor | None = None
         self.lock = sweep_lock(self.out)
-
-    def _unqueue(self, trial: TrialState) -> None:
-        for item in list(self.queue):
-            if item[0] is trial:
-                self.queue.remove(item)
 
     # ------------------------------------------------------------------ decisions
     def _after_decision(self, study: Study, trial: TrialState, decision: str, next_epoch: int | None,
                         loss: float | None) -> None:
-        """In-memory consequences of a journalled decision (the same live and on replay)."""
-        if decision == "continue":
-            self.queue.append((trial, next_epoch))
-            return
-        study.tell(trial, loss)
-        self.counts["done"] += 1
+        after_decision(self.queue, self.counts, study, trial, decision, next_epoch, loss)
 
     def _trial_dir(self, trial: TrialState) -> Path:
         return self.out / "trials" / trial.trial_id
@@ -256,9 +250,11 @@ class Controller(Recovery):
         replayed = self._start()
         self.journal.append("sweep_started", pid=os.getpid(), studies=len(self.studies), resumed=replayed > 0)
         writer = WriterProcess(self.spec, self.echo)
+        self.compactor = Compactor(self.out, self.plans, self.spec.executor.workers, self.unsnapshotted)
         try:
             summary = self._loop(replayed)
         finally:
+            self.compactor.close(wait=not stop.requested())
             self._stop_writer(writer, stopping=stop.requested())
         return summary
 
@@ -303,6 +299,7 @@ class Controller(Recovery):
         while True:
             stop.check()            # a signal swallowed by a finalizer still stops the sweep
             self.lock.heartbeat()
+            self.compactor.tick(self.journal.appended)
             batch = []
             while len(self.live) + len(batch) < self.spec.executor.workers:
                 work = self._next_work()

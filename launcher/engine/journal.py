@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from launcher.errors import SpecError
-from launcher.jsonl import numbered_objects
+from launcher.jsonl import numbered_objects_in
 
 
 class JournalError(SpecError):
@@ -35,6 +35,7 @@ class Journal:
         self.path = Path(path)
         self._batching = 0
         self._unsynced = False
+        self.appended = 0           # events this object appended (the snapshot schedule counts them)
 
     def append(self, event: str, **fields: Any) -> None:
         record = {"event": event, "time": time.time(), **fields}
@@ -42,6 +43,7 @@ class Journal:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
+            self.appended += 1
             if self._batching:
                 self._unsynced = True
             else:
@@ -69,6 +71,13 @@ class Journal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def read_bytes(self) -> bytes:
+        """The whole file (b"" before the first event)."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return b""
 
     def repair_tail(self) -> int:
         """Cut a torn last line off (bytes after the last newline); returns how many bytes were cut.
@@ -103,10 +112,15 @@ class Journal:
             os.fsync(fh.fileno())
         return size - keep
 
-    def replay(self, *, strict: bool = True) -> Iterator[dict]:
+    def replay(self, *, strict: bool = True, data: bytes | None = None, start: int = 0,
+               first_line: int = 1) -> Iterator[dict]:
         """The events in order. A torn last line is skipped; a damaged line elsewhere raises
-        `JournalError` naming the line (strict) or is skipped (strict=False, read-only views)."""
-        for number, event in numbered_objects(self.path):
+        `JournalError` naming the line (strict) or is skipped (strict=False, read-only views).
+        `data`: the file's bytes, already read; `start`: replay from this byte (a line's start, the
+        `first_line`-th line), e.g. after a snapshot (engine.snapshot)."""
+        if data is None:
+            data = self.read_bytes()
+        for number, event in numbered_objects_in(data[start:] if start else data, first_line):
             if event is None or not isinstance(event.get("event"), str):
                 if strict:
                     raise JournalError(

@@ -1,6 +1,7 @@
 """The controller's recovery half: what it does to pick up where a stopped controller left off.
 
-- `_replay`: rebuild studies, optimizers, ASHA rungs and queues from the journal, event by event;
+- `_replay`: rebuild studies, optimizers, ASHA rungs and queues from the journal, event by event
+  (engine.replay), from its last snapshot on (engine.snapshot);
 - `_adopt_orphans`: segments a killed controller left running (local processes, SLURM jobs) are
   watched to their end, never started a second time;
 - `repair`: the journal is the source of truth; the tracking writer (engine.tracking_writer) makes
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.backends.base import Handle, Outcome
-from launcher.engine.study import Study, TrialState
+from launcher.engine.replay import unqueue
+from launcher.engine.snapshot import replay_state
+from launcher.engine.study import TrialState
 from launcher.engine.tracking_writer import TrackingWriter
 from launcher.job.trial import TrialSpec
 
@@ -35,62 +38,15 @@ class Live:
 class Recovery:
     # ------------------------------------------------------------------ replay
     def _replay(self) -> int:
-        """Rebuild studies, optimizers, rungs and queues from the journal. Returns events replayed."""
-        in_flight: dict[str, int | None] = {}
-        owner: dict[str, Study] = {}
-        ingest_round: list[str] = []    # trials of the last ingest round not yet ingested
-        events = 0
-        for study in self.studies.values():
-            study.begin_replay()
-        for event in self.journal.replay():
-            events += 1
-            kind = event["event"]
-            if kind == "asked":
-                study = self.studies[event["study"]]
-                owner[event["trial_id"]] = study
-                trial = study.replay_ask(event["trial_id"], event["params"])
-                in_flight[trial.trial_id] = study.first_target()   # asked: its first segment is due
-            elif kind == "final_asked":
-                study = self.studies[event["study"]]
-                owner[event["trial_id"]] = study
-                trial = study.add_final(event["trial_id"], event["params"], event["seed"])
-                in_flight[trial.trial_id] = study.plan.final_epochs
-            elif kind == "submitted":
-                trial = owner[event["trial_id"]].trials[event["trial_id"]]
-                self._unqueue(trial)
-                owner[event["trial_id"]].schedule(trial, event["until_epoch"])
-                in_flight[event["trial_id"]] = event["until_epoch"]
-                self.jobs[event["trial_id"]] = event
-            elif kind == "retry_failed":
-                for trial_id, until_epoch in event["segments"]:
-                    trial = owner[trial_id].trials[trial_id]
-                    self._retry(trial)
-                    in_flight[trial_id] = until_epoch
-            elif kind == "ingesting":
-                ingest_round = list(event["trial_ids"])
-            elif kind in ("segment_done", "trial_failed"):
-                # the segment ended: it is no longer running, nor waiting in an ingest round
-                if event["trial_id"] in ingest_round:
-                    ingest_round.remove(event["trial_id"])
-                study = owner[event["trial_id"]]
-                trial = study.trials[event["trial_id"]]
-                in_flight.pop(trial.trial_id, None)
-                self.jobs.pop(trial.trial_id, None)
-            if kind == "segment_done":
-                trial.ingested_lines = event["lines"]
-                trial.job_seconds = event["metrics"].get("job_seconds", trial.job_seconds)
-                decision, next_epoch, loss = study.segment_done(trial, event["until_epoch"], event["metrics"],
-                                                                study.plan.objective)
-                self._after_decision(study, trial, decision, next_epoch, loss)
-            elif kind == "trial_failed":
-                if event["retry"]:
-                    trial.infra_retries += 1
-                    self.queue.appendleft((trial, event["until_epoch"]))
-                else:
-                    trial.status = "failed"
-                    trial.failed_at = event["until_epoch"]
-                    study.tell(trial, event["loss"])
-                    self.counts["failed"] += 1
+        """Rebuild studies, optimizers, rungs and queues from the journal (from its last snapshot on,
+        engine.snapshot). Returns the journal's events (replayed or covered by the snapshot)."""
+        data = self.journal.read_bytes()
+        state, loaded = replay_state(self.out, self.plans, self.spec.executor.workers, data, studies=self.studies)
+        if loaded.note:
+            self.echo(loaded.note)
+        self.unsnapshotted = state.events - loaded.mark.lines
+        self.queue, self.counts, self.jobs = state.queue, state.counts, state.jobs
+        in_flight, owner = state.in_flight, state.owner
         for study in self.studies.values():      # optimizers rebuilt only for studies that ask again
             study.end_replay()
         # Killed between the final asks of one study: ask the rest now, as the next events would have.
@@ -106,13 +62,8 @@ class Recovery:
             self.queue.appendleft((owner[trial_id].trials[trial_id], until_epoch))
         # Killed halfway through ingesting a batch of ended segments: finish that batch before
         # starting anything new, so asks and tells keep the order of an uninterrupted run.
-        self.restore_only = len(in_flight) if ingest_round else None
-        return events
-
-    def _retry(self, trial: TrialState) -> None:
-        """A failed trial runs its failed segment again (`resume --retry-failed`, after a fix)."""
-        trial.status = "running"
-        self.counts["failed"] -= 1
+        self.restore_only = len(in_flight) if state.ingest_round else None
+        return state.events
 
     def _retry_failed(self) -> None:
         failed = [t for s in self.studies.values() for t in s.trials.values() if t.status == "failed"]
@@ -120,8 +71,9 @@ class Recovery:
             return
         segments = [(t.trial_id, t.failed_at) for t in failed]
         self.journal.append("retry_failed", segments=segments)
-        for trial in failed:
-            self._retry(trial)
+        for trial in failed:       # a failed trial runs its failed segment again (after a fix)
+            trial.status = "running"
+            self.counts["failed"] -= 1
             self.queue.append((trial, trial.failed_at))
         self.echo(f"retrying {len(failed)} failed trial(s)")
 
@@ -160,7 +112,7 @@ class Recovery:
             handle = adopt(str(event["job_id"]), self._trial_spec(self.studies[trial.study], trial, until_epoch),
                            event.get("job_folder"))
             if handle is not None:
-                self._unqueue(trial)
+                unqueue(self.queue, trial)
                 self.live.append(Live(handle, trial, until_epoch))
                 if self.restore_only:
                     self.restore_only -= 1

@@ -8,7 +8,7 @@ those events, so a controller killed at any moment resumes where it was.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from launcher.engine.asha import Asha, AshaConfig
@@ -72,6 +72,9 @@ class TrialState:
     last_metrics: dict[str, float] = field(default_factory=dict)
     final: bool = False           # a final retrain of the study's best configuration (not a search trial)
     failed_at: int | None = None  # the segment (target epoch) that failed, to run again on --retry-failed
+
+
+TRIAL_FIELDS = tuple(f.name for f in fields(TrialState) if f.name != "candidate")   # its JSON form
 
 
 class Study:
@@ -148,6 +151,29 @@ class Study:
             else:
                 self.tell(trial, loss)
         return True
+
+    # -- a replay's state as JSON (engine.snapshot): what the journal's events built, nothing else -------
+    def replay_state(self) -> dict:
+        """Everything `replay_*`, `schedule`, `segment_done` and `tell` built while the journal was replayed
+        (called between `begin_replay` and `end_replay`; nevergrad's own state is not in it: the ask/tell
+        log is, for `end_replay` to play into a fresh optimizer)."""
+        return {
+            "asked": self.asked, "epochs_scheduled": self.epochs_scheduled,
+            "trials": [{f: getattr(t, f) for f in TRIAL_FIELDS} for t in self.trials.values()],
+            "asha": self.asha.to_state() if self.asha is not None else None,
+            "best": None if self._best is None else [list(self._best[0]), self._best[1].trial_id],
+            "log": [[kind, trial.trial_id, loss] for kind, trial, loss in (self._replayed or [])],
+        }
+
+    def load_replay_state(self, state: dict) -> None:
+        """The inverse of `replay_state`, on a fresh study inside `begin_replay`."""
+        self.asked, self.epochs_scheduled = int(state["asked"]), int(state["epochs_scheduled"])
+        self.trials = {t["trial_id"]: TrialState(**t) for t in state["trials"]}
+        if self.asha is not None:
+            self.asha = Asha.from_state(self.plan.asha, state["asha"])
+        best = state["best"]
+        self._best = None if best is None else (tuple(best[0]), self.trials[best[1]])
+        self._replayed = [(kind, self.trials[trial_id], loss) for kind, trial_id, loss in state["log"]]
 
     def _add(self, trial_id: str, params: dict[str, Any], candidate: Any) -> TrialState:
         if self.optimizer is None:       # fixed parameters: one trial per seed

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from launcher.engine.child import die_with_parent
 from launcher.engine.journal import Journal
 from launcher.engine.plan import plan_studies
 from launcher.engine.preflight import git_revision
@@ -336,7 +337,7 @@ class WriterProcess:
 def _child_main(spec: SweepSpec, read_end: int, echo: Callable[[str], None], parent: int) -> int:
     stopping: list[int] = []
     try:
-        _die_with_parent(parent)
+        die_with_parent(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is the controller's to handle
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, lambda number, frame: stopping.append(number))
@@ -363,19 +364,6 @@ def _child_main(spec: SweepSpec, read_end: int, echo: Callable[[str], None], par
         except BaseException:   # noqa: BLE001
             pass
         return 1
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: SIGKILL this process when the controller dies, whatever kills it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)         # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:                # the controller died before the line above ran
-        os._exit(1)
 
 
 def _close_inherited_lock(spec: SweepSpec) -> None:
