@@ -11,11 +11,15 @@ the clock skipped because the controller had nothing to start: ASHA's rung barri
 are the schedule's, not the controller's).
 
 Per configuration (trials x workers), each in its own process (for its peak RSS):
-  controller ms/event = (wall time from the first submission to the end of the controller's loop (its
+  controller ms/event = (wall time from the start of the controller's loop to its end (its
                          `sweep_finished` event) - time inside the simulated executor, which stands for
                          the cluster and its jobs) / segment events (a segment that ended and was
-                         ingested); the set-up before the first submission (imports, optimizers) is a
-                         one-off, left out
+                         ingested); the set-up before the loop (imports, optimizers built) is a one-off,
+                         left out; the loop's first wave of asks is in (until 2026-12-08 the window
+                         started at the first submission and left the first wave's asks out, which
+                         flattered small sweeps: their asks are mostly in that wave)
+  CPU ms/event        = the same window in the controller process's CPU time (its writer is another process)
+  tuner ms/event      = the part of it inside nevergrad (Study.ask and Study.tell)
   occupancy           = SimulatedExecutor.occupancy() (above) at the loop's last poll
   peak RSS            = ru_maxrss of the controller process (its MLflow writer is a child process)
   MLflow lag s        = from the loop's end until the tracking writer (a child process following the
@@ -77,7 +81,10 @@ class TimedExecutor:
     def __init__(self, inner):
         self.inner = inner
         self.inside = 0.0
-        self.first_call: float | None = None     # the controller's set-up ends at its first submission
+        self.inside_cpu = 0.0
+        # made at the start of the controller's loop (after its replay and set-up): the window starts here,
+        # so the loop's first wave of asks counts (a window from the first submission left it out)
+        self.loop_wall, self.loop_cpu = time.time(), time.process_time()
         self.first_wall: float | None = None
         self.occupancy = 0.0                     # as of the last poll (not counting the wait for MLflow)
 
@@ -85,13 +92,12 @@ class TimedExecutor:
         return getattr(self.inner, name)
 
     def _timed(self, fn, *args):
-        started = time.perf_counter()
-        if self.first_call is None:
-            self.first_call, self.first_wall = started, time.time()
+        started, started_cpu = time.perf_counter(), time.process_time()
         try:
             return fn(*args)
         finally:
             self.inside += time.perf_counter() - started
+            self.inside_cpu += time.process_time() - started_cpu
 
     def submit(self, spec):
         return self._timed(self.inner.submit, spec)
@@ -112,6 +118,7 @@ class TimedExecutor:
 def one_run(trials: int, workers: int, epoch_seconds: float, uri: str | None) -> dict:
     """Runs in a child process: one sweep, its measurements as a dict."""
     import launcher.engine.controller as controller_mod
+    from launcher.engine.study import Study
     from launcher.spec.load import load_sweep
 
     made: list[TimedExecutor] = []
@@ -122,6 +129,24 @@ def one_run(trials: int, workers: int, epoch_seconds: float, uri: str | None) ->
         return made[-1]
 
     controller_mod.make_executor = make
+    tuner = {"s": 0.0}       # time inside nevergrad (Study.ask / Study.tell), for the breakdown
+    for name in ("ask", "tell"):
+        real = getattr(Study, name)
+
+        def timed(*args, _real=real):
+            started = time.perf_counter()
+            try:
+                return _real(*args)
+            finally:
+                tuner["s"] += time.perf_counter() - started
+        setattr(Study, name, timed)
+    loop_end_cpu = {}
+    real_finish = controller_mod.Controller._finish_studies
+
+    def finish(self):
+        loop_end_cpu["cpu"] = time.process_time()
+        return real_finish(self)
+    controller_mod.Controller._finish_studies = finish
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
         path = Path(tmp) / "sweep.yaml"
         tracking = f"tracking: {{uri: '{uri}'}}" if uri else ""
@@ -134,9 +159,11 @@ def one_run(trials: int, workers: int, epoch_seconds: float, uri: str | None) ->
         events = sum(1 for event in journal if event["event"] == "segment_done")
         loop_end = max(event["time"] for event in journal if event["event"] == "sweep_finished")
     executor = made[0]
-    loop = loop_end - executor.first_wall
+    loop = loop_end - executor.loop_wall
+    cpu = loop_end_cpu["cpu"] - executor.loop_cpu - executor.inside_cpu
     return {"trials": summary["trials"], "workers": workers, "events": events, "wall_s": loop,
             "cluster_s": executor.inside, "ms_per_event": 1000 * (loop - executor.inside) / max(events, 1),
+            "cpu_ms_per_event": 1000 * cpu / max(events, 1), "tuner_ms_per_event": 1000 * tuner["s"] / max(events, 1),
             "occupancy": executor.occupancy, "tracking_lag_s": ended - loop_end,
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -175,7 +202,7 @@ def main() -> int:
             uri = stack.enter_context(served_store(f"sqlite:///{folder / 'server.db'}", folder,
                                                    artifact_root=folder / "artifacts", timeout_s=120))
         print(f"{'trials':>7} {'workers':>7} {'events':>7} {'wall s':>8} {'cluster s':>9} {'ms/event':>9} "
-              f"{'occupancy':>9} {'RSS MB':>7} {'MLflow lag s':>12}")
+              f"{'CPU ms/ev':>9} {'tuner ms/ev':>11} {'occupancy':>9} {'RSS MB':>7} {'MLflow lag s':>12}")
         for n in trials:
             for w in workers:
                 if w > n:
@@ -183,7 +210,8 @@ def main() -> int:
                 r = run_child(n, w, args.epoch_seconds, uri)
                 rows.append(r)
                 print(f"{n:>7} {w:>7} {r['events']:>7} {r['wall_s']:>8.1f} {r['cluster_s']:>9.2f} "
-                      f"{r['ms_per_event']:>9.2f} {r['occupancy']:>9.4f} {r['rss_mb']:>7.0f} "
+                      f"{r['ms_per_event']:>9.2f} {r['cpu_ms_per_event']:>9.2f} {r['tuner_ms_per_event']:>11.2f} "
+                      f"{r['occupancy']:>9.4f} {r['rss_mb']:>7.0f} "
                       f"{r['tracking_lag_s']:>12.1f}", flush=True)
     top_w = max(r["workers"] for r in rows)
     at_top = [r for r in rows if r["workers"] == top_w]

@@ -123,10 +123,12 @@ def resumed_controller(path: Path, out: Path, data: bytes, snapshot_lines: int |
 def controller_view(controller) -> dict:
     """What a resumed controller goes on from, and what each study's optimizer asks next."""
     searching = {name: study for name, study in controller.studies.items() if study.can_ask()}
-    # the rebuilt optimizers: as many asks and tells, the same recommendation, the same next ask
+    # the next ask (the optimizer is rebuilt for it), then the rebuilt optimizers: as many asks and
+    # tells, the same recommendation
+    asks = {name: study.ask().params for name, study in searching.items()}
     optimizers = {name: (s.optimizer.num_ask, s.optimizer.num_tell, s.optimizer.recommend().value)
                   for name, s in searching.items()}
-    asks = {name: study.ask().params for name, study in searching.items()}
+    assert all(tells > 0 for _, tells, _ in optimizers.values()), optimizers
     return {"queue": [(t.trial_id, until) for t, until in controller.queue], "counts": controller.counts,
             "restore_only": controller.restore_only, "jobs": controller.jobs, "next_asks": asks,
             "optimizers": optimizers,

@@ -131,10 +131,11 @@ def replay_state(out: Path, plans: list[StudyPlan], workers: int, data: bytes, *
     return state, loaded
 
 
-def make_snapshot(out: Path, plans: list[StudyPlan], workers: int) -> Mark | None:
-    """Snapshot the journal's complete lines now (what the Compactor's child runs). None: nothing new,
-    or a damaged line (the controller reports that one itself)."""
-    data = Journal(Path(out) / "journal.jsonl").read_bytes()
+def make_snapshot(out: Path, plans: list[StudyPlan], workers: int, data: bytes | None = None) -> Mark | None:
+    """Snapshot the journal's complete lines now (what the Compactor's child runs), or only its first
+    bytes `data`. None: nothing new, or a damaged line (the controller reports that one itself)."""
+    if data is None:
+        data = Journal(Path(out) / "journal.jsonl").read_bytes()
     data = data[:data.rfind(b"\n") + 1]
     try:
         state, loaded = replay_state(out, plans, workers, data)

@@ -94,6 +94,7 @@ class Study:
         # the end and only if the study will ask again (a study done asking never consults it: a resume
         # of a long sweep does not rebuild the optimizers of its finished studies)
         self._replayed: list[tuple[str, TrialState, Any]] | None = None
+        self._unplayed: list[tuple[str, TrialState, Any]] | None = None   # that log, kept for the next ask
         self.epochs_scheduled = 0
 
     # -- what runs next ---------------------------------------------------------------------------
@@ -108,6 +109,8 @@ class Study:
         index = self.asked
         trial_id = f"{self.plan.slug}__t{index:03d}" if self.optimizer else f"{self.plan.slug}__s{self.plan.seeds[index]}"
         if self.optimizer is not None:
+            if self._unplayed is not None:
+                self._rebuild_optimizer()
             candidate = self.optimizer.ask()
             searched = self.plan.space.sample_to_params(candidate.value)
             params = {**self.plan.fixed_params, **searched}
@@ -139,18 +142,24 @@ class Study:
         return candidate
 
     def end_replay(self) -> bool:
-        """The journal is replayed: the optimizer gets its asks and tells in their journal order (the
-        very state an uninterrupted run has) if the study asks again; else it is never used. Returns
-        whether it was rebuilt."""
+        """The journal is replayed: if the study asks again, its optimizer gets the asks and tells in their
+        journal order (the very state an uninterrupted run has) at its next ask, not now: nevergrad takes
+        milliseconds per ask and tell, and a resume resubmits the segments it found in flight first.
+        Tells that come before that ask join the log, in order. A study that asks no more never builds
+        it. Returns whether it will be rebuilt."""
         log, self._replayed = self._replayed or [], None
         if self.optimizer is None or not self.can_ask():
             return False
+        self._unplayed = log
+        return True
+
+    def _rebuild_optimizer(self) -> None:
+        log, self._unplayed = self._unplayed, None
         for kind, trial, loss in log:
             if kind == "ask":
                 trial.candidate = self._optimizer_replay_ask(trial.params)
             else:
                 self.tell(trial, loss)
-        return True
 
     # -- a replay's state as JSON (engine.snapshot): what the journal's events built, nothing else -------
     def replay_state(self) -> dict:
@@ -285,6 +294,9 @@ class Study:
     def tell(self, trial: TrialState, loss: float | None) -> None:
         if self._replayed is not None:
             self._replayed.append(("tell", trial, loss))
+            return
+        if self._unplayed is not None:
+            self._unplayed.append(("tell", trial, loss))
             return
         if self.optimizer is not None and loss is not None and trial.candidate is not None:
             self.optimizer.tell(trial.candidate, loss if math.isfinite(loss) else 1e12)
