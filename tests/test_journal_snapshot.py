@@ -162,6 +162,8 @@ def test_a_controller_resumed_from_a_snapshot_goes_on_exactly_as_one_that_replay
     ("other_studies", "studies changed"),
     ("torn_snapshot", "damaged"),
     ("old_version", "version"),
+    ("bit_rot", "checksum"),
+    ("not_a_state", "does not load"),
 ])
 def test_a_snapshot_that_does_not_match_is_ignored_and_the_whole_journal_replayed(swept, damage, note):
     path, out, data = swept
@@ -180,11 +182,25 @@ def test_a_snapshot_that_does_not_match_is_ignored_and_the_whole_journal_replaye
     elif damage == "torn_snapshot":
         raw = (out / SNAPSHOT_NAME).read_bytes()
         (out / SNAPSHOT_NAME).write_bytes(raw[: len(raw) // 2])
+    elif damage == "bit_rot":            # one byte of the state changed, the file still valid JSON
+        raw = (out / SNAPSHOT_NAME).read_bytes()
+        at = raw.index(b'"trial_id"') if b'"trial_id"' in raw else raw.index(b'"queue"')
+        (out / SNAPSHOT_NAME).write_bytes(raw[:at + 2] + raw[at + 2:at + 3].swapcase() + raw[at + 3:])
     elif damage == "old_version":
-        doc = json.loads((out / SNAPSHOT_NAME).read_text())
-        doc["version"] = 0
-        (out / SNAPSHOT_NAME).write_text(json.dumps(doc))
-    loaded = load_snapshot(out, plans, journal)
+        head, _, body = (out / SNAPSHOT_NAME).read_bytes().partition(b"\n")
+        (out / SNAPSHOT_NAME).write_bytes(head.replace(b'"version": 1', b'"version": 0') + b"\n" + body)
+    elif damage == "not_a_state":        # checksummed as written, the right version, but a trial row cut short
+        head, _, body = (out / SNAPSHOT_NAME).read_bytes().partition(b"\n")
+        state = json.loads(body)
+        study = next(s for s in state["studies"].values() if s["trials"])
+        study["trials"][0] = study["trials"][0][:3]
+        write_snapshot(out, plans, state, mark)
+    if damage == "not_a_state":          # found out while loading it: the whole journal is replayed instead
+        loaded = replay_state(out, plans, workers, journal)[1]
+        whole = replay_state(out.parent / "nowhere", plans, workers, journal)[0]
+        assert canonical(replay_state(out, plans, workers, journal)[0]) == canonical(whole)
+    else:
+        loaded = load_snapshot(out, plans, journal)
     assert loaded.state is None and loaded.mark.bytes == 0 and note in loaded.note, loaded.note
     assert mark.bytes > 0
     if damage in ("edit", "shorten"):    # and the controller says so, and replays the journal it has

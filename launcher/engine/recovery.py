@@ -45,9 +45,9 @@ class Recovery:
         if loaded.note:
             self.echo(loaded.note)
         self.unsnapshotted = state.events - loaded.mark.lines
-        self.queue, self.counts, self.jobs = state.queue, state.counts, state.jobs
+        self.studies, self.queue, self.counts, self.jobs = state.studies, state.queue, state.counts, state.jobs
         in_flight, owner = state.in_flight, state.owner
-        for study in self.studies.values():      # optimizers rebuilt only for studies that ask again
+        for study in self.studies.values():      # optimizers rebuilt (at their next ask) only for studies that ask again
             study.end_replay()
         # Killed between the final asks of one study: ask the rest now, as the next events would have.
         for study in self.studies.values():

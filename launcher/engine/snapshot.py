@@ -2,7 +2,8 @@
 
 A snapshot (`journal.snapshot.json` in the sweep folder) is the `ReplayState` of a prefix of the
 journal, with what pins it to that prefix: its length in bytes and lines and the CRC-32 of those
-bytes, and a fingerprint of the studies it was built for. It is a cache, never the source of truth:
+bytes, a fingerprint of the studies it was built for, and the CRC-32 of the state itself. It is a
+cache, never the source of truth:
 
 - a resume loads it only if the journal still starts with exactly those bytes and the studies are the
   same; otherwise it says why and replays the whole journal (the result is the same, only slower);
@@ -82,10 +83,13 @@ def load_snapshot(out: Path, plans: list[StudyPlan], journal_bytes: bytes) -> Lo
         return Loaded(None, START, f"journal snapshot unreadable ({error}): replaying the whole journal")
     why = None
     try:
-        doc = json.loads(raw)
+        head, _, body = raw.partition(b"\n")
+        doc = json.loads(head)
         mark = Mark(int(doc["journal"]["bytes"]), int(doc["journal"]["lines"]), int(doc["journal"]["crc32"]))
         if doc.get("format") != FORMAT or doc.get("version") != VERSION:
             why = f"it is version {doc.get('version')!r} of {doc.get('format')!r}, not {VERSION}"
+        elif zlib.crc32(body) != doc["state_crc32"]:
+            why = "it is damaged (its state does not match its checksum)"
         elif doc.get("plans") != plans_fingerprint(plans):
             why = "the sweep's studies changed since it was written"
         elif mark.bytes > len(journal_bytes) or (mark.bytes and journal_bytes[mark.bytes - 1:mark.bytes] != b"\n"):
@@ -93,19 +97,21 @@ def load_snapshot(out: Path, plans: list[StudyPlan], journal_bytes: bytes) -> Lo
         elif zlib.crc32(memoryview(journal_bytes)[:mark.bytes]) != mark.crc32:
             why = "the journal's first bytes are not the ones it covers (the journal was edited)"
         else:
-            return Loaded(doc["state"], mark, None)
+            return Loaded(json.loads(body), mark, None)
     except (ValueError, KeyError, TypeError) as error:
         why = f"it is damaged ({type(error).__name__})"
     return Loaded(None, START, f"journal snapshot ignored: {why}; replaying the whole journal")
 
 
 def write_snapshot(out: Path, plans: list[StudyPlan], state: dict, mark: Mark) -> None:
-    doc = {"format": FORMAT, "version": VERSION, "plans": plans_fingerprint(plans),
-           "journal": {"bytes": mark.bytes, "lines": mark.lines, "crc32": mark.crc32}, "state": state}
+    """Two lines: a header (what it covers, the state's checksum), then the state."""
+    body = json.dumps(state, allow_nan=True).encode()           # one-shot dumps: the C encoder
+    head = {"format": FORMAT, "version": VERSION, "plans": plans_fingerprint(plans), "state_crc32": zlib.crc32(body),
+            "journal": {"bytes": mark.bytes, "lines": mark.lines, "crc32": mark.crc32}}
     path = Path(out) / SNAPSHOT_NAME
     tmp = path.with_name(f".{SNAPSHOT_NAME}.tmp{os.getpid()}")
     with open(tmp, "wb") as fh:
-        fh.write(json.dumps(doc, allow_nan=True).encode())     # one-shot dumps: the C encoder
+        fh.write(json.dumps(head).encode() + b"\n" + body)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -120,11 +126,17 @@ def remove_stale_temporaries(out: Path) -> None:
 def replay_state(out: Path, plans: list[StudyPlan], workers: int, data: bytes, *,
                  studies: dict[str, Study] | None = None) -> tuple[ReplayState, Loaded]:
     """The ReplayState of the whole of `data` (the journal's complete lines): the snapshot's, then the
-    events after it."""
+    events after it. Its `studies` are `studies` (fresh ones of `plans`), or new ones when a snapshot
+    failed to load into them halfway."""
     state = ReplayState(studies if studies is not None else {p.name: Study(p, workers) for p in plans})
     loaded = load_snapshot(out, plans, data)
     if loaded.state is not None:
-        state.load_json(loaded.state)
+        try:
+            state.load_json(loaded.state)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as error:   # valid JSON, not a state
+            state = ReplayState({p.name: Study(p, workers) for p in plans})
+            loaded = Loaded(None, START, f"journal snapshot ignored: its state does not load ({type(error).__name__}: "
+                                         f"{error}); replaying the whole journal")
     for event in Journal(Path(out) / "journal.jsonl").replay(data=data, start=loaded.mark.bytes,
                                                               first_line=loaded.mark.lines + 1):
         state.apply(event)
