@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,7 @@ class Compactor:
             return
         if not wait:
             try:
-                os.kill(self.pid, 9)
+                os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         os.waitpid(self.pid, 0)
