@@ -165,7 +165,7 @@ class Study:
     def replay_state(self) -> dict:
         """Everything `replay_*`, `schedule`, `segment_done` and `tell` built while the journal was replayed
         (called between `begin_replay` and `end_replay`; nevergrad's own state is not in it: the ask/tell
-        log is, for `end_replay` to play into a fresh optimizer)."""
+        log is, to be played into a fresh optimizer at the study's next ask)."""
         return {
             "asked": self.asked, "epochs_scheduled": self.epochs_scheduled,
             # rows of TRIAL_FIELDS, not objects: a 200,000-trial snapshot parses in half the time
