@@ -78,11 +78,6 @@ class Controller(Recovery):
         self.compactor: Compactor | None = None
         self.lock = sweep_lock(self.out)
 
-    # ------------------------------------------------------------------ decisions
-    def _after_decision(self, study: Study, trial: TrialState, decision: str, next_epoch: int | None,
-                        loss: float | None) -> None:
-        after_decision(self.queue, self.counts, study, trial, decision, next_epoch, loss)
-
     def _trial_dir(self, trial: TrialState) -> Path:
         return self.out / "trials" / trial.trial_id
 
@@ -188,7 +183,7 @@ class Controller(Recovery):
         self.journal.append("segment_done", trial_id=trial.trial_id, until_epoch=until_epoch, metrics=metrics,
                             value=value, decision=decision, next_epoch=next_epoch, loss=loss, lines=lines,
                             study=study.plan.name, job_id=job_id)
-        self._after_decision(study, trial, decision, next_epoch, loss)
+        after_decision(self.queue, self.counts, study, trial, decision, next_epoch, loss)   # as a replay does
 
     def _failed(self, study: Study, trial: TrialState, until_epoch, outcome: Outcome, lines: int) -> None:
         trial.ingested_lines = lines
